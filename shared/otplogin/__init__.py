@@ -1,0 +1,1 @@
+"""Shared library of the send_otp, verify_otp and login Cloud Functions."""
