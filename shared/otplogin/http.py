@@ -1,0 +1,182 @@
+"""The only module that knows Flask: parse, dispatch, render, CORS.
+
+Handlers give `handle` plain functions; everything a client can see — the
+error shape, status codes, `Retry-After`, CORS headers — is decided here, once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import flask
+
+from otplogin import log
+from otplogin.config import ConfigError, settings
+from otplogin.errors import (
+    ApiError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    SecretUnavailable,
+    Unavailable,
+    UnsupportedMediaType,
+)
+
+MAX_JSON_DEPTH = 8
+HEALTH_PATHS = ("/", "/healthz")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may know about the request besides its body."""
+
+    client_ip: str
+    path: str
+
+
+Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict]]
+HealthCheck = Callable[[], dict[str, Any]]
+
+
+def handle(
+    request: flask.Request,
+    *,
+    post: Handler,
+    health: HealthCheck,
+    get_routes: Mapping[str, Callable[[], dict]] | None = None,
+) -> flask.Response:
+    """Serve one request: OPTIONS (CORS), GET (health and routes), POST (the work)."""
+    try:
+        cfg = settings()
+    except ConfigError as exc:
+        logging.getLogger("otplogin").error("configuration error: %s", exc)
+        return _render_error(Unavailable(), None)
+    log.configure()
+    log.set_trace(request.headers.get("X-Cloud-Trace-Context"), cfg.project)
+    origin = request.headers.get("Origin")
+    allowed_origin = origin if origin and origin in cfg.cors_allowed_origins else None
+    try:
+        if request.method == "OPTIONS":
+            return _preflight(allowed_origin)
+        if request.method == "GET":
+            path = request.path.rstrip("/") or "/"
+            if path in HEALTH_PATHS:
+                report = health()
+                return _json(200 if report["status"] == "ok" else 503, report, allowed_origin)
+            if get_routes and path in get_routes:
+                return _json(200, get_routes[path](), allowed_origin)
+            raise NotFound()
+        if request.method != "POST":
+            raise MethodNotAllowed(allowed=["GET", "POST", "OPTIONS"])
+        body = parse_json_body(request, cfg.max_body_bytes)
+        status, payload = post(body, Context(client_ip=client_ip(request), path=request.path))
+        return _json(status, payload, allowed_origin)
+    except ApiError as exc:
+        if exc.status >= 500:
+            # The cause (which secret, which dependency) goes to the logs; the body stays generic.
+            logging.getLogger("otplogin").error("answered %s %s: %s", exc.status, exc.code, exc)
+            exc = type(exc)() if type(exc) is not SecretUnavailable else Unavailable()
+        return _render_error(exc, allowed_origin)
+    except Exception:
+        # Never a stack trace to the client: it goes to the logs, the client gets the contract's shape.
+        logging.getLogger("otplogin").exception("unhandled error")
+        return _render_error(ApiError(), allowed_origin)
+
+
+def parse_json_body(request: flask.Request, max_bytes: int) -> dict[str, Any]:
+    mimetype = (request.mimetype or "").lower()
+    if mimetype != "application/json":
+        raise UnsupportedMediaType()
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(max_bytes=max_bytes)
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(max_bytes=max_bytes)
+    try:
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicate_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise InvalidRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise InvalidRequest("The body is nested too deeply.")
+    return body
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([_depth(v, level + 1) for v in value.values()] or [level])
+    if isinstance(value, list):
+        return max([_depth(v, level + 1) for v in value] or [level])
+    return level
+
+
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: bool = True) -> str | None:
+    """A string field, present and bounded, or a 400 naming the field."""
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequest(f"{name} is required.", field=name)
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise InvalidRequest(f"{name} must be a string.", field=name)
+    if not value.strip() and required:
+        raise InvalidRequest(f"{name} is required.", field=name)
+    if len(value) > max_length:
+        raise InvalidRequest(f"{name} is too long.", field=name)
+    return value
+
+
+def client_ip(request: flask.Request) -> str:
+    """Google's front end appends the caller's address to the right of X-Forwarded-For;
+    anything to its left was written by the caller and cannot be trusted."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    last = forwarded.split(",")[-1].strip()
+    return last or request.remote_addr or "unknown"
+
+
+def _json(status: int, payload: dict, allowed_origin: str | None, headers: dict | None = None) -> flask.Response:
+    response = flask.Response(json.dumps(payload), status=status, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Vary"] = "Origin"
+    if allowed_origin:
+        response.headers["Access-Control-Allow-Origin"] = allowed_origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _render_error(exc: ApiError, allowed_origin: str | None) -> flask.Response:
+    body = {"error": {"code": exc.code, "message": exc.message, **exc.data}}
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        body["error"]["retry_after"] = int(headers["Retry-After"])
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = "GET, POST, OPTIONS"
+    return _json(exc.status, body, allowed_origin, headers)
+
+
+def _preflight(allowed_origin: str | None) -> flask.Response:
+    response = flask.Response(status=204)
+    response.headers["Vary"] = "Origin"
+    if allowed_origin:
+        response.headers["Access-Control-Allow-Origin"] = allowed_origin
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response

@@ -1,0 +1,236 @@
+"""One-time codes: issue, deliver, verify. Plain Python, no Flask.
+
+Firestore holds, per phone, one document in `otp_codes` whose id is an HMAC
+of the phone and whose `code_hash` is an HMAC of the code: no plaintext phone
+or code at rest. Every decision (cooldown, caps, attempts, single use) is made
+and written in one `store.atomic_update`, so all instances agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from otplogin import log, messages, phone, store
+from otplogin.config import Settings
+from otplogin.errors import (
+    CodeExpired,
+    DeliveryError,
+    InvalidCode,
+    InvalidRequest,
+    RateLimited,
+    SmsDeliveryFailed,
+    TooManyAttempts,
+)
+from otplogin.limits import ShardedHourlyCounter, SlidingWindow, timestamp
+from otplogin.sms import Channel, SmsSender
+
+CODES = "otp_codes"
+CHANNELS = ("sms", "whatsapp")
+
+
+@dataclass(frozen=True)
+class Sent:
+    expires_in: int
+    resend_after: int
+
+
+@dataclass(frozen=True)
+class Verified:
+    phone: str
+    purpose: str
+    subject: str | None
+
+
+def random_code(length: int) -> str:
+    """Uniform over all `length`-digit strings, leading zeros included."""
+    return f"{secrets.randbelow(10**length):0{length}d}"
+
+
+class OtpService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pepper: Callable[[], str],
+        sender: Callable[[], SmsSender],
+        clock: Callable[[], float] = time.time,
+        make_code: Callable[[int], str] = random_code,
+    ) -> None:
+        self.settings = settings
+        self._pepper = pepper
+        self._sender = sender
+        self._clock = clock
+        self._make_code = make_code
+        self.phone_sends = SlidingWindow("send_phone", settings.sends_per_phone_per_hour)
+        self.ip_sends = SlidingWindow("send_ip", settings.sends_per_ip_per_hour)
+        self.global_sends = ShardedHourlyCounter("send_global", settings.sends_global_per_hour)
+        self.phone_failures = SlidingWindow("fail_phone", settings.failures_per_phone_per_hour)
+
+    # -- keys -------------------------------------------------------------
+    def _mac(self, purpose: str, value: str) -> str:
+        return hmac.new(self._pepper().encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def phone_key(self, e164: str) -> str:
+        return self._mac("phone", e164)[:40]
+
+    def _code_hash(self, key: str, code: str) -> str:
+        return self._mac(f"code:{key}", code)
+
+    # -- send -------------------------------------------------------------
+    def send(
+        self,
+        raw_phone: str,
+        channel: Channel,
+        locale: str | None,
+        client_ip: str,
+        *,
+        purpose: str = "phone",
+        subject: str | None = None,
+    ) -> Sent:
+        if channel not in CHANNELS:
+            raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
+        e164, country = phone.validate_for_delivery(raw_phone, self.settings.allowed_countries)
+        now = self._clock()
+        key = self.phone_key(e164)
+        fixed = self.settings.test_numbers.get(e164)
+        code = fixed or self._make_code(self.settings.code_length)
+        send_id = secrets.token_hex(8)
+        new_doc = {
+            "code_hash": self._code_hash(key, code),
+            "state": "active",
+            "attempts": 0,
+            "expires_at": timestamp(now + self.settings.code_ttl_seconds),
+            "resend_at": now + self.settings.resend_cooldown_seconds,
+            "channel": channel,
+            "purpose": purpose,
+            "subject": subject,
+            "send_id": send_id,
+            "previous": None,
+        }
+        code_path = f"{CODES}/{key}"
+        if fixed:
+            # Configured test numbers: fixed code, no SMS, no caps (like Firebase's).
+            store.atomic_update([code_path], lambda _docs: store.Plan(None, {code_path: new_doc}))
+            log.event("otp_test_number", "code issued for a configured test number", phone=log.mask_phone(e164))
+            return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
+
+        phone_path = self.phone_sends.path(key)
+        ip_path = self.ip_sends.path(self._mac("ip", client_ip)[:40])
+        global_paths = self.global_sends.paths(now)
+        chosen: dict[str, str] = {}
+
+        def decide(docs: dict) -> store.Plan[None]:
+            current = docs[code_path]
+            if current and current.get("resend_at", 0) > now:
+                return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
+            for window, path in ((self.phone_sends, phone_path), (self.ip_sends, ip_path)):
+                wait = window.retry_after(docs[path], now)
+                if wait is not None:
+                    return store.Plan(_limited(window.name, wait))
+            shard = self.global_sends.pick(docs, now)
+            if shard is None:
+                return store.Plan(_limited(self.global_sends.name, self.global_sends.retry_after(now)))
+            chosen["shard"] = shard
+            previous = {k: v for k, v in current.items() if k != "previous"} | {"previous": None} if current else None
+            return store.Plan(
+                None,
+                {
+                    code_path: new_doc | {"previous": previous},
+                    phone_path: self.phone_sends.with_event(docs[phone_path], now),
+                    ip_path: self.ip_sends.with_event(docs[ip_path], now),
+                    shard: self.global_sends.incremented(docs[shard], now),
+                },
+            )
+
+        try:
+            store.atomic_update([code_path, phone_path, ip_path, *global_paths], decide)
+        except RateLimited as exc:
+            log.event("rate_limited", "send refused by a rate limit", severity=logging.WARNING, limit=exc.data["limit"])
+            raise
+        body = messages.code_message(code, locale, self.settings.code_ttl_seconds)
+        try:
+            self._sender().send(e164, body, channel)
+        except DeliveryError as exc:
+            self._undo_send(code_path, send_id, phone_path, ip_path, chosen["shard"], now)
+            log.event(
+                "otp_delivery_failed",
+                f"delivery failed: {exc}",
+                severity=logging.ERROR,
+                channel=channel,
+                country=country,
+                phone=log.mask_phone(e164),
+            )
+            raise SmsDeliveryFailed() from None
+        log.event("otp_sent", "code sent", channel=channel, country=country, purpose=purpose, phone=log.mask_phone(e164))
+        return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
+
+    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ip_path: str, shard: str, now: float) -> None:
+        """Delivery failed: put back the previous code and give back the quota."""
+
+        def decide(docs: dict) -> store.Plan[None]:
+            writes: dict = {}
+            current = docs[code_path]
+            if current and current.get("send_id") == send_id:
+                writes[code_path] = current.get("previous") or store.DELETE
+            writes[phone_path] = self.phone_sends.without_event(docs[phone_path], now, self._clock())
+            writes[ip_path] = self.ip_sends.without_event(docs[ip_path], now, self._clock())
+            writes[shard] = self.global_sends.incremented(docs[shard], now, by=-1)
+            return store.Plan(None, writes)
+
+        try:
+            store.atomic_update([code_path, phone_path, ip_path, shard], decide)
+        except Exception:
+            # The 502 still stands; the undelivered code is unknown to anyone.
+            logging.getLogger("otplogin").exception("could not undo a failed send")
+
+    # -- verify -----------------------------------------------------------
+    def verify(self, raw_phone: str, code: str) -> Verified:
+        n = self.settings.code_length
+        if not (isinstance(code, str) and len(code) == n and code.isascii() and code.isdigit()):
+            raise InvalidRequest(f"code must be {n} digits.", field="code")
+        e164 = phone.normalize(raw_phone)
+        now = self._clock()
+        key = self.phone_key(e164)
+        code_path = f"{CODES}/{key}"
+        failures_path = self.phone_failures.path(key)
+        max_attempts = self.settings.max_attempts_per_code
+
+        def decide(docs: dict) -> store.Plan[Verified]:
+            doc = docs[code_path]
+            if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
+                return store.Plan(CodeExpired())
+            expires_in = math.ceil(doc["expires_at"].timestamp() - now)
+            if doc.get("attempts", 0) >= max_attempts:
+                return store.Plan(TooManyAttempts(retry_after=expires_in))
+            wait = self.phone_failures.retry_after(docs[failures_path], now)
+            if wait is not None:
+                return store.Plan(TooManyAttempts(retry_after=wait))
+            if hmac.compare_digest(doc["code_hash"], self._code_hash(key, code)):
+                used = doc | {"state": "used", "code_hash": "", "previous": None}
+                return store.Plan(Verified(e164, doc.get("purpose", "phone"), doc.get("subject")), {code_path: used})
+            attempts = doc.get("attempts", 0) + 1
+            failures = self.phone_failures.with_event(docs[failures_path], now)
+            remaining = min(max_attempts - attempts, self.phone_failures.limit - len(failures["events"]))
+            return store.Plan(
+                InvalidCode(attempts_remaining=max(0, remaining)),
+                {code_path: doc | {"attempts": attempts, "previous": None}, failures_path: failures},
+            )
+
+        try:
+            result = store.atomic_update([code_path, failures_path], decide)
+        except (InvalidCode, TooManyAttempts, CodeExpired) as exc:
+            log.event("otp_rejected", "code rejected", reason=exc.code, phone=log.mask_phone(e164))
+            raise
+        log.event("otp_verified", "code verified", purpose=result.purpose, phone=log.mask_phone(e164))
+        return result
+
+
+def _limited(limit: str, retry_after: int) -> RateLimited:
+    return RateLimited(retry_after=retry_after, limit=limit)

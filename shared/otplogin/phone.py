@@ -1,0 +1,42 @@
+"""Phone numbers: parsed and validated with `phonenumbers`, returned as E.164."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from otplogin.errors import CountryNotAllowed, InvalidPhone
+
+MAX_INPUT_LENGTH = 32
+# FIXED_LINE_OR_MOBILE: some countries' plans cannot tell the two apart.
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+def parse_e164(raw: str) -> phonenumbers.PhoneNumber:
+    """Accept a number in international form (`+`, spaces and dashes allowed)."""
+    text = raw.strip()
+    if not text.startswith("+") or len(text) > MAX_INPUT_LENGTH or not text.isascii():
+        raise InvalidPhone("Give the phone number in international form, like +243812345678.")
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone() from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone()
+    return number
+
+
+def validate_for_delivery(raw: str, allowed_countries: frozenset[str]) -> tuple[str, str]:
+    """Return (E.164, ISO country) for a mobile number in an allowed country."""
+    number = parse_e164(raw)
+    country = phonenumbers.region_code_for_number(number) or ""
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        raise InvalidPhone("This number cannot receive text messages: give a mobile number.")
+    if country not in allowed_countries:
+        raise CountryNotAllowed(country=country)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), country
+
+
+def normalize(raw: str) -> str:
+    """E.164 form of any valid number (verify does not re-check delivery rules)."""
+    return phonenumbers.format_number(parse_e164(raw), phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,112 @@
+"""Process-wide services, built lazily on first use and kept for the instance.
+
+Nothing here runs at import, so a cold start pays only for imports. Values
+that depend on secrets are rebuilt when the secret's cached value changes
+(rotation), never per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable
+
+from otplogin import store
+from otplogin.config import settings
+from otplogin.otp import OtpService
+from otplogin.sms import SmsSender
+
+OTP_PEPPER = "otp-pepper"
+JWT_SIGNING_KEYS = "jwt-signing-keys"
+PII_KEYRING = "pii-keyring"
+TWILIO_SECRETS = ("twilio-account-sid", "twilio-auth-token", "twilio-sender")
+ADMIN_PASSWORD = "admin-password"
+
+_lock = threading.Lock()
+_built: dict[str, tuple[Any, Any]] = {}
+
+
+def _memo(name: str, key: Any, build: Callable[[], Any]) -> Any:
+    """Keep one `name` per distinct `key` (a secret's value): rebuilt on rotation."""
+    cached = _built.get(name)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with _lock:
+        value = build()
+        _built[name] = (key, value)
+        return value
+
+
+def reset() -> None:
+    """Forget every service (tests re-point the process at new emulators)."""
+    global _secret_store
+    _built.clear()
+    _secret_store = None
+    settings.cache_clear()
+    store.reset_client()
+
+
+_secret_store = None
+
+
+def secret_store():  # -> otplogin.secrets.SecretStore
+    global _secret_store
+    if _secret_store is None:
+        from otplogin.secrets import SecretStore
+
+        cfg = settings()
+        _secret_store = SecretStore(
+            cfg.project, refresh_seconds=cfg.secrets_refresh_seconds, emulator_host=cfg.secret_manager_emulator
+        )
+    return _secret_store
+
+
+def secret(secret_id: str) -> str:
+    return secret_store().get(secret_id)
+
+
+def sms_sender() -> SmsSender:
+    cfg = settings()
+    if cfg.sms_provider == "dev_outbox":
+        from otplogin.sms.dev_outbox import DevOutboxSender
+
+        return _memo("sms", "dev_outbox", lambda: DevOutboxSender(cfg, store.client()))
+    from otplogin.sms.twilio import sender_from_secrets
+
+    values = tuple(secret(s) for s in TWILIO_SECRETS)
+    return _memo("sms", values, lambda: sender_from_secrets(secret, cfg.twilio_api_base))
+
+
+def otp_service() -> OtpService:
+    return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
+
+
+def token_signer():  # -> otplogin.tokens.TokenSigner
+    from otplogin.tokens import TokenSigner
+
+    cfg = settings()
+    text = secret(JWT_SIGNING_KEYS)
+    return _memo(
+        "signer",
+        text,
+        lambda: TokenSigner.from_secret(
+            text, issuer=cfg.jwt_issuer, audience=cfg.jwt_audience, ttl_seconds=cfg.jwt_ttl_seconds
+        ),
+    )
+
+
+def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None = None) -> dict[str, Any]:
+    """Readiness of each dependency, by name, without any secret value."""
+    cfg = settings()
+    checks: dict[str, Any] = {"firestore": store.ping()}
+    secret_ids = list(secret_ids)
+    if cfg.sms_provider == "twilio" and set(TWILIO_SECRETS) & set(secret_ids):
+        checks["sms_provider"] = "twilio"
+    elif set(TWILIO_SECRETS) & set(secret_ids):
+        checks["sms_provider"] = "dev_outbox"
+        secret_ids = [s for s in secret_ids if s not in TWILIO_SECRETS]
+    checks["secrets"] = secret_store().check(secret_ids)
+    for name, check in (extra or {}).items():
+        checks[name] = check()
+    ok = checks["firestore"] == "ok" and all(v == "ok" for v in checks["secrets"].values())
+    ok = ok and all(checks[name] == "ok" for name in (extra or {}))
+    return {"status": "ok" if ok else "unavailable", "checks": checks}

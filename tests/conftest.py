@@ -1,0 +1,60 @@
+"""Session-wide real dependencies: the Firestore emulator and the local Secret Manager.
+
+Each starts once per test session on free ports; tests that need a clean
+database use `stack` (clears Firestore, points the library at both servers).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from otplogin import runtime
+from tests.support.firestore import FirestoreEmulator
+from tests.support.secret_manager import LocalSecretManager
+
+PROJECT = "demo-otp"
+
+
+@pytest.fixture(scope="session")
+def firestore_emulator():
+    emulator = FirestoreEmulator(project=PROJECT).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def secret_manager():
+    server = LocalSecretManager(PROJECT, seed_dev_secrets=True)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def prism():
+    from tests.support.prism import PrismMock
+
+    with PrismMock() as mock:
+        yield mock
+
+
+@pytest.fixture
+def stack_env(firestore_emulator, secret_manager) -> dict[str, str]:
+    """Environment for a function (in-process or a child process) on the local stack."""
+    return {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
+        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host,
+        "SMS_PROVIDER": "dev_outbox",
+        "OTP_ALLOWED_COUNTRIES": "CD,MA",
+    }
+
+
+@pytest.fixture
+def stack(stack_env, firestore_emulator, monkeypatch):
+    """A clean database and this process's library pointed at the local stack."""
+    firestore_emulator.clear()
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    yield stack_env
+    runtime.reset()

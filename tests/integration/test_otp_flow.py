@@ -1,0 +1,218 @@
+"""OtpService against the real Firestore emulator and the local Secret Manager.
+
+The clock is injected; the SMS provider is a recording fake here (the real
+Twilio contract is exercised in test_twilio_contract.py and the e2e tests).
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from otplogin import runtime, store
+from otplogin.config import Settings
+from otplogin.errors import (
+    CodeExpired,
+    DeliveryError,
+    InvalidCode,
+    RateLimited,
+    SmsDeliveryFailed,
+    TooManyAttempts,
+)
+from otplogin.otp import OtpService
+
+PHONE = "+243812345678"
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []
+        self.fail = False
+
+    def send(self, to: str, body: str, channel: str) -> None:
+        if self.fail:
+            raise DeliveryError("provider answered 500")
+        self.messages.append((to, body, channel))
+
+    def last_code(self) -> str:
+        return re.search(r"\b(\d{6})\b", self.messages[-1][1]).group(1)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def outbox():
+    return Outbox()
+
+
+def make_service(clock, outbox, **overrides) -> OtpService:
+    settings = Settings.from_env() if not overrides else Settings(**{**Settings.from_env().__dict__, **overrides})
+    return OtpService(settings, pepper=lambda: runtime.secret("otp-pepper"), sender=lambda: outbox, clock=clock)
+
+
+@pytest.fixture
+def service(stack, clock, outbox):
+    return make_service(clock, outbox)
+
+
+def test_send_then_verify_issues_once(service, outbox):
+    sent = service.send(PHONE, "sms", "fr", "203.0.113.5")
+    assert (sent.expires_in, sent.resend_after) == (300, 60)
+    assert outbox.messages[0][0] == PHONE and "Votre code" in outbox.messages[0][1]
+    verified = service.verify(PHONE, outbox.last_code())
+    assert verified.phone == PHONE
+    with pytest.raises(CodeExpired):  # single use
+        service.verify(PHONE, outbox.last_code())
+
+
+def test_code_expires_in_code_not_by_ttl(service, outbox, clock):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    clock.now += 300
+    with pytest.raises(CodeExpired):
+        service.verify(PHONE, outbox.last_code())
+
+
+def test_wrong_code_counts_attempts_until_budget(service, outbox):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    right = outbox.last_code()
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    remaining = []
+    for _ in range(5):
+        with pytest.raises(InvalidCode) as err:
+            service.verify(PHONE, wrong)
+        remaining.append(err.value.data["attempts_remaining"])
+    assert remaining == [4, 3, 2, 1, 0]
+    with pytest.raises(TooManyAttempts):
+        service.verify(PHONE, right)  # the budget is spent even for the right code
+
+
+def test_resend_does_not_reset_the_hourly_failure_budget(service, outbox, clock):
+    guesses = 0
+    for _ in range(5):
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+        wrong = f"{(int(outbox.last_code()) + 1) % 1_000_000:06d}"
+        for _ in range(5):
+            try:
+                service.verify(PHONE, wrong)
+            except InvalidCode:
+                guesses += 1
+            except TooManyAttempts:
+                break
+        clock.now += 61
+    assert guesses == 10  # failures_per_phone_per_hour, however many codes were sent
+
+
+def test_newer_code_replaces_older(service, outbox, clock):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    first = outbox.last_code()
+    clock.now += 61
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    if first != outbox.last_code():
+        with pytest.raises(InvalidCode):
+            service.verify(PHONE, first)
+    assert service.verify(PHONE, outbox.last_code()).phone == PHONE
+
+
+def test_cooldown_and_hourly_cap(service, clock):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    with pytest.raises(RateLimited) as err:
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+    assert err.value.data["limit"] == "resend_cooldown" and 0 < err.value.retry_after <= 60
+    for _ in range(4):
+        clock.now += 61
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+    clock.now += 61
+    with pytest.raises(RateLimited) as err:
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+    assert err.value.data["limit"] == "send_phone"
+
+
+def test_delivery_failure_leaves_no_code_and_no_cooldown(service, outbox, clock):
+    outbox.fail = True
+    with pytest.raises(SmsDeliveryFailed):
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+    key = service.phone_key(PHONE)
+    assert store.client().document(f"otp_codes/{key}").get().exists is False
+    outbox.fail = False
+    service.send(PHONE, "sms", "en", "203.0.113.5")  # no cooldown was consumed
+    assert service.verify(PHONE, outbox.last_code()).phone == PHONE
+
+
+def test_delivery_failure_restores_previous_code(service, outbox, clock):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    first = outbox.last_code()
+    clock.now += 61
+    outbox.fail = True
+    with pytest.raises(SmsDeliveryFailed):
+        service.send(PHONE, "sms", "en", "203.0.113.5")
+    assert service.verify(PHONE, first).phone == PHONE
+
+
+def test_ten_parallel_right_codes_exactly_one_succeeds(service, outbox):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    code = outbox.last_code()
+
+    def attempt(_):
+        try:
+            service.verify(PHONE, code)
+            return "ok"
+        except CodeExpired:
+            return "used"
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(attempt, range(10)))
+    assert results.count("ok") == 1 and results.count("used") == 9
+
+
+def test_ten_parallel_wrong_guesses_never_exceed_the_budget(service, outbox):
+    service.send(PHONE, "sms", "en", "203.0.113.5")
+    wrong = f"{(int(outbox.last_code()) + 1) % 1_000_000:06d}"
+
+    def attempt(_):
+        try:
+            service.verify(PHONE, wrong)
+        except InvalidCode:
+            return "counted"
+        except TooManyAttempts:
+            return "refused"
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(attempt, range(10)))
+    assert results.count("counted") == 5 and results.count("refused") == 5
+    doc = store.client().document(f"otp_codes/{service.phone_key(PHONE)}").get().to_dict()
+    assert doc["attempts"] == 5
+
+
+def test_per_ip_and_global_caps(stack, clock, outbox):
+    service = make_service(clock, outbox, sends_per_ip_per_hour=3, sends_global_per_hour=4)
+    phones = [f"+24381234{i:04d}" for i in range(6)]
+    for p in phones[:3]:
+        service.send(p, "sms", "en", "198.51.100.1")
+    with pytest.raises(RateLimited) as err:
+        service.send(phones[3], "sms", "en", "198.51.100.1")
+    assert err.value.data["limit"] == "send_ip"
+    service.send(phones[3], "sms", "en", "198.51.100.2")
+    with pytest.raises(RateLimited) as err:
+        service.send(phones[4], "sms", "en", "198.51.100.3")
+    assert err.value.data["limit"] == "send_global"
+    assert len(outbox.messages) == 4
+
+
+def test_test_numbers_get_fixed_code_and_no_message(stack, clock, outbox):
+    service = make_service(clock, outbox, test_numbers={"+243800000001": "424242"})
+    service.send("+243800000001", "sms", "en", "203.0.113.5")
+    assert outbox.messages == []
+    assert service.verify("+243800000001", "424242").phone == "+243800000001"
