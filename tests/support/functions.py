@@ -24,7 +24,7 @@ class FunctionProcess:
 
     def start(self, timeout: float = 30) -> "FunctionProcess":
         source = REPO / "functions" / self.name / "main.py"
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        out = open(self.log_path, "ab") if self.log_path else None  # None: share our terminal
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "functions_framework", f"--target={self.name}", f"--source={source}",
              "--host=127.0.0.1", f"--port={self.port}"],

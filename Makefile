@@ -1,0 +1,44 @@
+# Serverless OTP and login functions: local stack, tests, build, Terraform checks.
+# `make help` lists the targets.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+PYTEST  := $(PY) -m pytest -p no:cacheprovider
+FUNCTIONS := send_otp verify_otp login
+
+.DEFAULT_GOAL := help
+.PHONY: help install lint test test-fast run outbox build tf-fmt tf-check clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt functions/*/requirements.txt shared/pyproject.toml package-lock.json
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(foreach f,$(FUNCTIONS),-r functions/$(f)/requirements.txt) -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed ## Create the venv, install Python and npm dev tools
+
+lint: install ## ruff on the library, functions, tools and tests
+	$(VENV)/bin/ruff check shared functions tools tests
+
+test: install ## The whole offline suite: unit, emulator, contract, process and Terraform checks
+	$(PYTEST) tests -q
+
+test-fast: install ## Unit tests only (no emulators)
+	$(PYTEST) tests/unit -q
+
+run: install ## Local stack: Firestore emulator, local Secret Manager, the three functions
+	$(PY) tools/run_local.py
+
+outbox: install ## Messages the development SMS sink received (while `make run` runs)
+	$(PY) tools/outbox.py
+
+build: install ## build/<function>/ and a deterministic build/<function>.zip for each function
+	$(PY) tools/build.py --out build $(FUNCTIONS)
+
+clean: ## Remove build output and caches
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache
