@@ -54,5 +54,6 @@ def generate_dev_secrets() -> dict[str, str]:
         "twilio-sender": DEV_TWILIO_SENDER,
         "admin-password": secrets.token_urlsafe(18),
     }
-    assert set(values) == set(SECRET_IDS)
+    if set(values) != set(SECRET_IDS):
+        raise RuntimeError("dev secrets and SECRET_IDS disagree")
     return values

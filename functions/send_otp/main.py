@@ -1,7 +1,6 @@
 """send_otp: validate a phone, apply abuse limits, store a hashed code, deliver it."""
 
 import functions_framework
-
 from otplogin import http, runtime
 from otplogin.http import string_field
 

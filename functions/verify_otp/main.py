@@ -1,7 +1,9 @@
-"""verify_otp: check a code atomically; on success answer a signed access token."""
+"""verify_otp: check a code atomically; on success answer a signed access token.
+
+`{"phone", "code"}` proves a phone; `{"mfa_token", "code"}` completes a login's second factor.
+"""
 
 import functions_framework
-
 from otplogin import http, runtime, sessions
 from otplogin.http import string_field
 
@@ -9,8 +11,11 @@ SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS)
 
 
 def _verify(body, ctx):
-    phone = string_field(body, "phone", max_length=32)
     code = string_field(body, "code", max_length=16)
+    mfa_token = string_field(body, "mfa_token", max_length=2048, required=False)
+    if mfa_token:
+        return 200, sessions.complete_second_factor(mfa_token, code)
+    phone = string_field(body, "phone", max_length=32)
     verified = runtime.otp_service().verify(phone, code)
     return 200, sessions.for_verified_phone(verified)
 

@@ -7,9 +7,9 @@ Secrets never come from here: they are read from Secret Manager by
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
 
 
 class ConfigError(Exception):
@@ -82,7 +82,7 @@ class Settings:
         return bool(self.firestore_emulator)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         project = env.get("GOOGLE_CLOUD_PROJECT", "").strip()
         if not project:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 COLLECTION = "otp_counters"
@@ -21,7 +21,7 @@ COLLECTION = "otp_counters"
 
 def timestamp(epoch: float) -> datetime:
     """A Firestore Timestamp value (TTL policies need a Timestamp field)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class ShardedHourlyCounter:
     def pick(self, docs: dict[str, dict | None], now: float) -> str | None:
         """A random shard with room left this hour, or None when the cap is reached."""
         open_shards = [p for p in self.paths(now) if (docs.get(p) or {}).get("count", 0) < self.per_shard]
-        return random.choice(open_shards) if open_shards else None
+        return random.choice(open_shards) if open_shards else None  # noqa: S311 (load spreading, not security)
 
     def incremented(self, doc: dict | None, now: float, by: int = 1) -> dict[str, Any]:
         hour_end = (int(now // 3600) + 1) * 3600

@@ -8,14 +8,14 @@ and written in one `store.atomic_update`, so all instances agree.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
@@ -35,15 +35,15 @@ CODES = "otp_codes"
 CHANNELS = ("sms", "whatsapp")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Sent:
     expires_in: int
     resend_after: int
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Verified:
-    phone: str
+    phone: str | None  # None when verified by key (second factor): no plaintext phone is stored
     purpose: str
     subject: str | None
 
@@ -79,6 +79,9 @@ class OtpService:
 
     def phone_key(self, e164: str) -> str:
         return self._mac("phone", e164)[:40]
+
+    def client_key(self, client_ip: str) -> str:
+        return self._mac("ip", client_ip)[:40]
 
     def _code_hash(self, key: str, code: str) -> str:
         return self._mac(f"code:{key}", code)
@@ -122,7 +125,7 @@ class OtpService:
             return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
         phone_path = self.phone_sends.path(key)
-        ip_path = self.ip_sends.path(self._mac("ip", client_ip)[:40])
+        ip_path = self.ip_sends.path(self.client_key(client_ip))
         global_paths = self.global_sends.paths(now)
         chosen: dict[str, str] = {}
 
@@ -192,12 +195,20 @@ class OtpService:
 
     # -- verify -----------------------------------------------------------
     def verify(self, raw_phone: str, code: str) -> Verified:
+        e164 = phone.normalize(raw_phone)
+        verified = self.verify_key(self.phone_key(e164), code, log.mask_phone(e164))
+        return dataclasses.replace(verified, phone=e164)
+
+    def verify_key(
+        self, key: str, code: str, phone_for_logs: str = "(second factor)", *, login_subject: str | None = None
+    ) -> Verified:
+        """Verify a code for the phone whose HMAC is `key` (the second factor knows only the key).
+
+        With `login_subject`, only a second-factor code sent for that user counts."""
         n = self.settings.code_length
         if not (isinstance(code, str) and len(code) == n and code.isascii() and code.isdigit()):
             raise InvalidRequest(f"code must be {n} digits.", field="code")
-        e164 = phone.normalize(raw_phone)
         now = self._clock()
-        key = self.phone_key(e164)
         code_path = f"{CODES}/{key}"
         failures_path = self.phone_failures.path(key)
         max_attempts = self.settings.max_attempts_per_code
@@ -205,6 +216,8 @@ class OtpService:
         def decide(docs: dict) -> store.Plan[Verified]:
             doc = docs[code_path]
             if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
+                return store.Plan(CodeExpired())
+            if login_subject is not None and (doc.get("purpose"), doc.get("subject")) != ("login", login_subject):
                 return store.Plan(CodeExpired())
             expires_in = math.ceil(doc["expires_at"].timestamp() - now)
             if doc.get("attempts", 0) >= max_attempts:
@@ -214,7 +227,8 @@ class OtpService:
                 return store.Plan(TooManyAttempts(retry_after=wait))
             if hmac.compare_digest(doc["code_hash"], self._code_hash(key, code)):
                 used = doc | {"state": "used", "code_hash": "", "previous": None}
-                return store.Plan(Verified(e164, doc.get("purpose", "phone"), doc.get("subject")), {code_path: used})
+                verified = Verified(None, doc.get("purpose", "phone"), doc.get("subject"))
+                return store.Plan(verified, {code_path: used})
             attempts = doc.get("attempts", 0) + 1
             failures = self.phone_failures.with_event(docs[failures_path], now)
             remaining = min(max_attempts - attempts, self.phone_failures.limit - len(failures["events"]))
@@ -226,9 +240,9 @@ class OtpService:
         try:
             result = store.atomic_update([code_path, failures_path], decide)
         except (InvalidCode, TooManyAttempts, CodeExpired) as exc:
-            log.event("otp_rejected", "code rejected", reason=exc.code, phone=log.mask_phone(e164))
+            log.event("otp_rejected", "code rejected", reason=exc.code, phone=phone_for_logs)
             raise
-        log.event("otp_verified", "code verified", purpose=result.purpose, phone=log.mask_phone(e164))
+        log.event("otp_verified", "code verified", purpose=result.purpose, phone=phone_for_logs)
         return result
 
 

@@ -7,19 +7,23 @@ that depend on secrets are rebuilt when the secret's cached value changes
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from otplogin import store
+from otplogin import log, store
 from otplogin.config import settings
+from otplogin.errors import SecretUnavailable
 from otplogin.otp import OtpService
 from otplogin.sms import SmsSender
 
+# Secret Manager secret ids (names, never values).
 OTP_PEPPER = "otp-pepper"
 JWT_SIGNING_KEYS = "jwt-signing-keys"
 PII_KEYRING = "pii-keyring"
 TWILIO_SECRETS = ("twilio-account-sid", "twilio-auth-token", "twilio-sender")
-ADMIN_PASSWORD = "admin-password"
+ADMIN_PASSWORD = "admin-password"  # noqa: S105 (a secret id)
 
 _lock = threading.Lock()
 _built: dict[str, tuple[Any, Any]] = {}
@@ -92,6 +96,43 @@ def token_signer():  # -> otplogin.tokens.TokenSigner
             text, issuer=cfg.jwt_issuer, audience=cfg.jwt_audience, ttl_seconds=cfg.jwt_ttl_seconds
         ),
     )
+
+
+def mfa_signer():  # -> otplogin.tokens.TokenSigner
+    """Signs the short-lived token that links a password step to its second factor.
+
+    Its own audience, so it can never be used as an access token."""
+    from otplogin.tokens import TokenSigner
+
+    cfg = settings()
+    text = secret(JWT_SIGNING_KEYS)
+    return _memo(
+        "mfa_signer",
+        text,
+        lambda: TokenSigner.from_secret(
+            text, issuer=cfg.jwt_issuer, audience=f"{cfg.jwt_audience}:mfa", ttl_seconds=cfg.code_ttl_seconds
+        ),
+    )
+
+
+def pii_keyring():  # -> otplogin.keyring.Keyring | None
+    """The PII keyring, or None when its secret is unavailable or malformed (logged as an ERROR).
+
+    None, not an exception: a login must succeed without PII rather than fail."""
+    from otplogin.keyring import Keyring, KeyringError
+
+    try:
+        text = secret(PII_KEYRING)
+        return _memo("keyring", text, lambda: Keyring.from_secret(text))
+    except (SecretUnavailable, KeyringError) as exc:
+        log.event("secret_load_failed", f"pii-keyring unusable: {exc}", severity=logging.ERROR, secret=PII_KEYRING)
+        return None
+
+
+def signin():  # -> otplogin.signin.SignIn
+    from otplogin.signin import SignIn
+
+    return _memo("signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service))
 
 
 def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None = None) -> dict[str, Any]:

@@ -165,7 +165,8 @@ class SecretStore:
             flight, leader = entry.flight, entry.flight is None
             if leader:
                 flight = entry.flight = _Flight()
-        assert flight is not None
+        if flight is None:  # unreachable: the leader always sets it
+            raise RuntimeError("no fetch in flight")
         if not leader:
             # Bounded by the leader's own timeout; the margin covers a slow client.
             if not flight.done.wait(self._timeout * 2 + 5):

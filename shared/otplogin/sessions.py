@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from otplogin import runtime
+from otplogin import log, runtime, users
+from otplogin.errors import CodeExpired, InvalidRequest
 from otplogin.otp import Verified
+from otplogin.signin import SecondFactorSent
+from otplogin.users import User
 
 
 def token_response(subject: str, claims: dict[str, Any]) -> dict[str, Any]:
@@ -16,3 +19,44 @@ def token_response(subject: str, claims: dict[str, Any]) -> dict[str, Any]:
 def for_verified_phone(verified: Verified) -> dict[str, Any]:
     """verify_otp's answer. A phone proves itself: subject `phone:+E164`."""
     return token_response(f"phone:{verified.phone}", {"phone_number": verified.phone, "amr": ["otp"]})
+
+
+def for_user(user: User, amr: list[str]) -> dict[str, Any]:
+    """A user's access token: subject is the stable user id, role and email as claims."""
+    claims = {"email": user.email, "code": user.code, "role": user.role, "amr": amr}
+    return token_response(user.id, claims)
+
+
+def user_profile(user: User, pii: dict[str, str | None]) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "code": user.code, "role": user.role, **pii}
+
+
+def second_factor_response(step: SecondFactorSent) -> dict[str, Any]:
+    """The password was right; the login completes at verify_otp with this token and the code."""
+    mfa_token = runtime.mfa_signer().issue(step.user.id, {"user": step.user.code, "pk": step.phone_key})
+    return {
+        "mfa_required": True,
+        "mfa_token": mfa_token,
+        "channel": "sms",
+        "phone_hint": step.phone_hint,
+        "expires_in": step.sent.expires_in,
+        "resend_after": step.sent.resend_after,
+    }
+
+
+def complete_second_factor(mfa_token: str, code: str) -> dict[str, Any]:
+    """verify_otp's answer for a login's second factor: the user's token, with `amr` pwd + otp."""
+    import jwt
+
+    try:
+        claims = runtime.mfa_signer().verify(mfa_token)
+    except jwt.ExpiredSignatureError:
+        raise CodeExpired() from None
+    except jwt.InvalidTokenError:
+        raise InvalidRequest("mfa_token is not valid.", field="mfa_token") from None
+    runtime.otp_service().verify_key(claims["pk"], code, login_subject=claims["user"])
+    user = users.get_by_code(claims["user"])
+    if user is None:
+        raise CodeExpired()
+    log.event("login_succeeded", "login succeeded", user=user.code, mfa=True)
+    return for_user(user, ["pwd", "otp"])

@@ -15,8 +15,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
 
@@ -104,7 +105,7 @@ def atomic_update(
                 batch.commit(timeout=timeout)
         except _CONFLICT_ERRORS:
             # Someone else wrote first: decide again on fresh data, after a short jittered pause.
-            time.sleep(random.uniform(0, 0.01 * (2**attempt)))
+            time.sleep(random.uniform(0, 0.01 * (2**attempt)))  # noqa: S311 (retry jitter)
             continue
         except UNAVAILABLE_ERRORS as exc:
             raise Unavailable() from exc

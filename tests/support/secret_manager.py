@@ -80,7 +80,7 @@ class LocalSecretManager:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 self.stop()
-                raise RuntimeError(f"local Secret Manager not ready after {START_TIMEOUT:.0f} s{self._tail()}")
+                raise RuntimeError(f"local Secret Manager not ready after {START_TIMEOUT:.0f} s{self._tail()}") from None
             if line is None:
                 self.stop()
                 raise RuntimeError(f"local Secret Manager exited before READY{self._tail()}")

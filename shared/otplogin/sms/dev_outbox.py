@@ -8,7 +8,7 @@ mode, so a misconfigured deployment cannot write codes into a real database.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from otplogin.config import Settings
@@ -30,6 +30,6 @@ class DevOutboxSender:
         self._db = firestore_client
 
     def send(self, to: str, body: str, channel: Channel) -> None:
-        sent_at = datetime.now(timezone.utc)
+        sent_at = datetime.now(UTC)
         self._db.collection(COLLECTION).add({"to": to, "channel": channel, "body": body, "sent_at": sent_at})
         logging.getLogger("otplogin.dev_outbox").info("dev outbox: %s to %s: %s", channel, to, body)
