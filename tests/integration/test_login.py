@@ -1,0 +1,252 @@
+"""login against the real emulator and local Secret Manager, in-process (functions-framework app)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+
+import jwt
+import pytest
+
+from otplogin import passwords, runtime, store, users
+from otplogin.keyring import Keyring, generate_key, key_id
+from otplogin.tokens import verify_with_jwks
+from tests.support.apps import app_client, outbox_codes
+from tests.support.secret_manager import LocalSecretManager
+
+PASSWORD = "correct horse battery staple"
+PHONE = "+243812345678"
+
+
+def make_user(code="MAN0001RAB", email="ana@example.com", mfa=False, phone=PHONE, **params):
+    password_hash = passwords.hash_password(PASSWORD, **params)
+    return users.create(
+        code=code, email=email, password_hash=password_hash, role="user", keyring=runtime.pii_keyring(),
+        pii={"phone": phone, "address": "12 avenue du Commerce, Kinshasa", "whatsapp": phone}, mfa_enabled=mfa,
+    )
+
+
+@pytest.fixture
+def login(stack):
+    users.write_canary(runtime.pii_keyring())
+    return app_client("login")
+
+
+def post(client, body, **kw):
+    return client.post("/", data=json.dumps(body), content_type="application/json", **kw)
+
+
+def jwks(client) -> dict:
+    r = client.get("/.well-known/jwks.json")
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def test_login_by_email_and_code_returns_profile_and_token(login):
+    user = make_user()
+    for ident in ({"email": "Ana@Example.com"}, {"code": "man0001rab"}):
+        r = post(login, ident | {"password": PASSWORD})
+        assert r.status_code == 200, r.get_data(as_text=True)
+        body = r.get_json()
+        assert body["user"] == {
+            "id": user.id, "email": "ana@example.com", "code": "MAN0001RAB", "role": "user",
+            "phone": PHONE, "address": "12 avenue du Commerce, Kinshasa", "whatsapp": PHONE,
+        }
+        assert "unavailable_fields" not in body
+        claims = verify_with_jwks(body["access_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
+        assert claims["sub"] == user.id and claims["role"] == "user" and claims["amr"] == ["pwd"]
+    stored = store.client().document("users/MAN0001RAB").get().to_dict()
+    assert PHONE not in json.dumps(stored, default=str)  # PII encrypted at rest
+
+
+def test_unknown_user_and_wrong_password_look_the_same(login):
+    make_user()
+    wrong = post(login, {"email": "ana@example.com", "password": "nope"})
+    unknown = post(login, {"email": "bob@example.com", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_json() == unknown.get_json() == {
+        "error": {"code": "invalid_credentials", "message": "The email, code or password is not correct."}
+    }
+
+
+def test_unknown_user_costs_one_argon2_verification_like_a_known_one(login):
+    make_user()
+
+    def median_time(email):
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            post(login, {"email": email, "password": "nope"}, environ_base={"REMOTE_ADDR": f"10.9.{len(times)}.1"})
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    known, unknown = median_time("ana@example.com"), median_time("bob@example.com")
+    # Both run one Argon2id verification (~30 ms); an unknown user skipping it would be ~10x faster.
+    assert 0.5 < unknown / known < 2.0, (known, unknown)
+
+
+def test_lockout_with_backoff_then_unlock(login):
+    make_user()
+    for _ in range(5):
+        assert post(login, {"code": "MAN0001RAB", "password": "nope"}).status_code == 401
+    r = post(login, {"code": "MAN0001RAB", "password": PASSWORD})
+    assert r.status_code == 429 and r.get_json()["error"]["code"] == "account_locked"
+    assert 50 <= int(r.headers["Retry-After"]) <= 60
+    # Unlock after the backoff: move the lock into the past (the clock is the document's).
+    store.client().document("users/MAN0001RAB").update({"locked_until": time.time() - 1})
+    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
+    doc = store.client().document("users/MAN0001RAB").get().to_dict()
+    assert doc["failed_logins"] == 0 and doc["lock_level"] == 0
+
+
+def test_lock_doubles_on_repeated_lockouts(stack):
+    from otplogin.signin import SignIn
+
+    make_user()
+    now = [1_800_000_000.0]
+    signin = SignIn(runtime.settings(), keyring=runtime.pii_keyring, otp=runtime.otp_service, clock=lambda: now[0])
+    locks = []
+    for _ in range(3):
+        for _ in range(5):
+            with pytest.raises(Exception) as err:
+                signin.login(email=None, code="MAN0001RAB", password="nope", client_ip="192.0.2.1")
+            assert err.value.code == "invalid_credentials"
+        locks.append(store.client().document("users/MAN0001RAB").get().get("locked_until") - now[0])
+        now[0] += locks[-1] + 1
+    assert locks == [60, 120, 240]
+
+
+def test_rehash_when_parameters_rise(login):
+    from otplogin.passwords import Argon2Params
+
+    make_user(params=Argon2Params(memory_kib=19456, iterations=2, lanes=1))
+    old = store.client().document("users/MAN0001RAB").get().get("password_hash")
+    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
+    new = store.client().document("users/MAN0001RAB").get().get("password_hash")
+    assert new != old and not passwords.needs_rehash(new) and passwords.verify_password(PASSWORD, new)
+
+
+def _use_keyring(secret_manager, keys: list[str]) -> None:
+    secret_manager.add("pii-keyring", json.dumps({"keys": keys}))
+    runtime.reset()
+
+
+def test_wrong_key_never_fails_login_and_health_says_why(login, caplog, monkeypatch):
+    make_user()
+    with LocalSecretManager("demo-otp", seed_dev_secrets=True) as other:
+        # Same pepper and JWT keys, but a keyring that lacks the key the data needs.
+        for sid in ("otp-pepper", "jwt-signing-keys"):
+            other.add(sid, runtime.secret(sid))
+        old_kid = runtime.pii_keyring().primary_kid
+        stranger = generate_key()
+        other.add("pii-keyring", json.dumps({"keys": [stranger]}))
+        monkeypatch.setenv("SECRET_MANAGER_EMULATOR_HOST", other.host)
+        runtime.reset()
+        with caplog.at_level(logging.ERROR, logger="otplogin"):
+            r = post(login, {"code": "MAN0001RAB", "password": PASSWORD})
+        assert r.status_code == 200
+        body = r.get_json()
+        assert body["user"]["phone"] is None and body["user"]["address"] is None
+        assert body["unavailable_fields"] == ["address", "phone", "whatsapp"]
+        messages = [rec.getMessage() for rec in caplog.records if getattr(rec, "fields", {}).get("event") == "pii_undecryptable"]
+        assert len(messages) == 3 and all(old_kid in m and "not in pii-keyring" in m for m in messages)
+        health = login.get("/healthz")
+        assert health.status_code == 503 and health.get_json()["checks"]["pii_keyring"] == "encryption_key_mismatch"
+        assert stranger not in health.get_data(as_text=True) and stranger not in json.dumps(body)
+
+
+def test_missing_keyring_secret_degrades_to_no_pii(login, monkeypatch):
+    make_user()
+    with LocalSecretManager("demo-otp") as other:
+        for sid in ("otp-pepper", "jwt-signing-keys"):
+            other.add(sid, runtime.secret(sid))
+        monkeypatch.setenv("SECRET_MANAGER_EMULATOR_HOST", other.host)
+        runtime.reset()
+        r = post(login, {"code": "MAN0001RAB", "password": PASSWORD})
+        assert r.status_code == 200 and r.get_json()["unavailable_fields"] == ["address", "phone", "whatsapp"]
+        health = login.get("/healthz").get_json()
+        assert health["status"] == "unavailable"
+        assert health["checks"]["secrets"]["pii-keyring"] == "not found"
+        assert health["checks"]["pii_keyring"] == "keyring_unavailable"
+
+
+def test_rotation_keeps_old_ciphertexts_readable(login, secret_manager):
+    make_user()
+    old = json.loads(runtime.secret("pii-keyring"))["keys"]
+    new = generate_key()
+    try:
+        _use_keyring(secret_manager, [new, *old])
+        r = post(login, {"code": "MAN0001RAB", "password": PASSWORD})
+        assert r.status_code == 200 and r.get_json()["user"]["phone"] == PHONE
+        assert runtime.pii_keyring().primary_kid == key_id(new)
+        assert login.get("/healthz").get_json()["checks"]["pii_keyring"] == "ok"  # old canary still decrypts
+    finally:
+        _use_keyring(secret_manager, old)
+
+
+def test_second_factor_end_to_end(login):
+    make_user(mfa=True)
+    r = post(login, {"email": "ana@example.com", "password": PASSWORD, "locale": "fr"})
+    assert r.status_code == 200
+    step = r.get_json()
+    assert step["mfa_required"] is True and "access_token" not in step and "user" not in step
+    assert step["phone_hint"] == "+243*******78" and step["expires_in"] == 300
+    code = outbox_codes(store.client(), PHONE)[-1]
+    verify = app_client("verify_otp")
+    # The mfa token is not an access token.
+    with pytest.raises(jwt.InvalidAudienceError):
+        verify_with_jwks(step["mfa_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
+    r = post(verify, {"mfa_token": step["mfa_token"], "code": code})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    claims = verify_with_jwks(r.get_json()["access_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
+    assert claims["code"] == "MAN0001RAB" and claims["amr"] == ["pwd", "otp"]
+    # Single use, and a plain phone code cannot complete someone's second factor.
+    assert post(verify, {"mfa_token": step["mfa_token"], "code": code}).get_json()["error"]["code"] == "code_expired"
+
+
+def test_phone_code_cannot_complete_a_second_factor(login):
+    make_user(mfa=True)
+    step = post(login, {"email": "ana@example.com", "password": PASSWORD}).get_json()
+    send = app_client("send_otp")
+    store.client().document(f"otp_codes/{runtime.otp_service().phone_key(PHONE)}").update({"resend_at": 0})
+    assert post(send, {"phone": PHONE}).status_code == 202  # a plain phone code replaces the login code
+    code = outbox_codes(store.client(), PHONE)[-1]
+    r = post(app_client("verify_otp"), {"mfa_token": step["mfa_token"], "code": code})
+    assert r.status_code == 401 and r.get_json()["error"]["code"] == "code_expired"
+
+
+def test_tampered_mfa_token_is_rejected(login):
+    r = post(app_client("verify_otp"), {"mfa_token": "abc.def.ghi", "code": "123456"})
+    assert r.status_code == 400 and r.get_json()["error"]["field"] == "mfa_token"
+
+
+BAD_LOGIN = [
+    ("both identifiers", {"email": "a@example.com", "code": "MAN0001RAB", "password": "x"}),
+    ("no identifier", {"password": "x"}),
+    ("no password", {"email": "a@example.com"}),
+    ("bad email", {"email": "not-an-email", "password": "x"}),
+    ("bad code", {"code": "../users", "password": "x"}),
+    ("password not a string", {"email": "a@example.com", "password": 123}),
+    ("password too long", {"email": "a@example.com", "password": "x" * 2000}),
+]
+
+
+@pytest.mark.parametrize("case,body", BAD_LOGIN, ids=[c[0] for c in BAD_LOGIN])
+def test_bad_login_input_is_400(login, case, body):
+    r = post(login, body)
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_jwt_from_login_and_verify_otp_verify_against_jwks_only(login):
+    make_user()
+    send, verify = app_client("send_otp"), app_client("verify_otp")
+    post(send, {"phone": "+212612345678"})
+    code = outbox_codes(store.client(), "+212612345678")[-1]
+    phone_token = post(verify, {"phone": "+212612345678", "code": code}).get_json()["access_token"]
+    user_token = post(login, {"code": "MAN0001RAB", "password": PASSWORD}).get_json()["access_token"]
+    published = json.loads(json.dumps(jwks(login)))  # only the public document crosses the wire
+    assert all(set(k) == {"kty", "crv", "x", "kid", "alg", "use"} for k in published["keys"])
+    for token in (phone_token, user_token):
+        assert verify_with_jwks(token, published, issuer="otplogin", audience="otplogin-clients")["iss"] == "otplogin"
