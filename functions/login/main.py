@@ -1,6 +1,7 @@
 """login: email or user code + password; decrypted profile and a token, or a second factor."""
 
 import functions_framework
+
 from otplogin import http, runtime, sessions, users
 from otplogin.errors import InvalidRequest
 from otplogin.http import string_field

@@ -1,6 +1,7 @@
 """send_otp: validate a phone, apply abuse limits, store a hashed code, deliver it."""
 
 import functions_framework
+
 from otplogin import http, runtime
 from otplogin.http import string_field
 

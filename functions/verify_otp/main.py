@@ -4,6 +4,7 @@
 """
 
 import functions_framework
+
 from otplogin import http, runtime, sessions
 from otplogin.http import string_field
 

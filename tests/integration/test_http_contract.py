@@ -7,7 +7,7 @@ import json
 import pytest
 
 from otplogin import store
-from tests.support.apps import outbox_codes, app_client
+from tests.support.apps import app_client, outbox_codes
 
 PHONE = "+243812345678"
 

@@ -11,7 +11,7 @@ import jwt
 import pytest
 
 from otplogin import passwords, runtime, store, users
-from otplogin.keyring import Keyring, generate_key, key_id
+from otplogin.keyring import generate_key, key_id
 from otplogin.tokens import verify_with_jwks
 from tests.support.apps import app_client, outbox_codes
 from tests.support.secret_manager import LocalSecretManager

@@ -17,7 +17,7 @@ class FirestoreEmulator:
         self.host = f"127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "FirestoreEmulator":
+    def start(self, timeout: float = 60) -> FirestoreEmulator:
         self.proc = subprocess.Popen(
             ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}", "--quiet"],
             stdout=subprocess.DEVNULL,

@@ -22,7 +22,7 @@ class FunctionProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30) -> "FunctionProcess":
+    def start(self, timeout: float = 30) -> FunctionProcess:
         source = REPO / "functions" / self.name / "main.py"
         out = open(self.log_path, "ab") if self.log_path else None  # None: share our terminal
         self.proc = subprocess.Popen(
@@ -48,6 +48,6 @@ class FunctionProcess:
                     pass
             self.proc = None
 
-    def restart(self) -> "FunctionProcess":
+    def restart(self) -> FunctionProcess:
         self.stop()
         return self.start()

@@ -10,6 +10,7 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.cloud.secretmanager_v1 import types as t
+
 from otplogin import secrets as secrets_mod
 from otplogin.errors import SecretUnavailable, Unavailable
 from otplogin.secrets import SecretStore, crc32c
