@@ -41,7 +41,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -53,6 +52,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs
+
+from tests.support.ports import free_port
 
 __all__ = [
     "PRISM_BIN",
@@ -71,13 +72,6 @@ TWILIO_SPEC = (
     REPO_ROOT / "node_modules" / "@twilio-alpha" / "mcp" / "twilio-oai" / "spec" / "json" / "twilio_api_v2010.json"
 )
 HOST = "127.0.0.1"
-
-
-def free_port(host: str = HOST) -> int:
-    """A port that was free a moment ago (bind port 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class PrismMock:
