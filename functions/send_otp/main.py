@@ -10,9 +10,9 @@ SECRETS = (runtime.OTP_PEPPER, *runtime.TWILIO_SECRETS)
 
 def _send(body, ctx):
     phone = string_field(body, "phone", max_length=32)
-    channel = string_field(body, "channel", max_length=16, required=False) or "sms"
+    channel = string_field(body, "channel", max_length=16, required=False)
     locale = string_field(body, "locale", max_length=16, required=False)
-    sent = runtime.otp_service().send(phone, channel, locale, ctx.client_ip)
+    sent = runtime.otp_service().send(phone, "sms" if channel is None else channel, locale, ctx.client_ip)
     return 202, {"status": "sent", "expires_in": sent.expires_in, "resend_after": sent.resend_after}
 
 

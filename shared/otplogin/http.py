@@ -30,6 +30,7 @@ from otplogin.errors import (
 
 MAX_JSON_DEPTH = 8
 HEALTH_PATHS = ("/", "/healthz")
+PUBLIC_CACHE = "public, max-age=300"
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,18 @@ def handle(
     try:
         if request.method == "OPTIONS":
             return _preflight(allowed_origin)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD: uptime checkers; Werkzeug drops the body
             path = request.path.rstrip("/") or "/"
             if path in HEALTH_PATHS:
                 report = health()
                 return _json(200 if report["status"] == "ok" else 503, report, allowed_origin)
             if get_routes and path in get_routes:
-                return _json(200, get_routes[path](), allowed_origin)
+                # Public documents (the JWKS): caches may keep them for 5 minutes, which is why
+                # a new signing key is published before it signs (docs/operations.md).
+                return _json(200, get_routes[path](), allowed_origin, {"Cache-Control": PUBLIC_CACHE})
             raise NotFound()
         if request.method != "POST":
-            raise MethodNotAllowed(allowed=["GET", "POST", "OPTIONS"])
+            raise MethodNotAllowed(allowed=["GET", "HEAD", "POST", "OPTIONS"])
         body = parse_json_body(request, cfg.max_body_bytes)
         status, payload = post(body, Context(client_ip=client_ip(request), path=request.path))
         return _json(status, payload, allowed_origin)
@@ -168,7 +171,7 @@ def _render_error(exc: ApiError, allowed_origin: str | None) -> flask.Response:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         body["error"]["retry_after"] = int(headers["Retry-After"])
     if isinstance(exc, MethodNotAllowed):
-        headers["Allow"] = "GET, POST, OPTIONS"
+        headers["Allow"] = "GET, HEAD, POST, OPTIONS"
     return _json(exc.status, body, allowed_origin, headers)
 
 

@@ -124,6 +124,7 @@ class OtpService:
             log.event("otp_test_number", "code issued for a configured test number", phone=log.mask_phone(e164))
             return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
+        sender = self._sender()  # before any write: missing provider secrets must not consume a quota
         phone_path = self.phone_sends.path(key)
         ip_path = self.ip_sends.path(self.client_key(client_ip))
         global_paths = self.global_sends.paths(now)
@@ -159,7 +160,7 @@ class OtpService:
             raise
         body = messages.code_message(code, locale, self.settings.code_ttl_seconds)
         try:
-            self._sender().send(e164, body, channel)
+            sender.send(e164, body, channel)
         except DeliveryError as exc:
             self._undo_send(code_path, send_id, phone_path, ip_path, chosen["shard"], now)
             log.event(

@@ -79,6 +79,7 @@ BAD_SEND = [
     ("landline", "application/json", json.dumps({"phone": "+212522123456"}), 400, "invalid_phone"),
     ("country not allowed", "application/json", json.dumps({"phone": "+33612345678"}), 403, "country_not_allowed"),
     ("bad channel", "application/json", json.dumps({"phone": PHONE, "channel": "pigeon"}), 400, "invalid_request"),
+    ("empty channel", "application/json", json.dumps({"phone": PHONE, "channel": ""}), 400, "invalid_request"),
     ("bad utf-8", "application/json", b'{"phone": "\xff"}', 400, "invalid_request"),
 ]
 
@@ -109,6 +110,11 @@ def test_wrong_method(send, method):
     r = send.open("/", method=method)
     assert_error(r, 405, "method_not_allowed")
     assert "POST" in r.headers["Allow"]
+
+
+def test_head_answers_health_without_a_body(send):
+    r = send.head("/healthz")
+    assert r.status_code == 200 and r.get_data() == b""
 
 
 def test_unknown_get_path_is_404(send):
