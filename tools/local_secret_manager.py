@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 
 import grpc
 from google.cloud.secretmanager_v1 import types as t
+
 from otplogin.secrets import crc32c
 
 log = logging.getLogger("local_secret_manager")

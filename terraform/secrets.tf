@@ -1,0 +1,68 @@
+# Terraform creates the secrets only. Their values never pass through
+# Terraform (so never land in state): they are added out of band with
+# scripts/add-secret-values.sh (gcloud, values from stdin or generated).
+resource "google_secret_manager_secret" "secret" {
+  for_each = local.other_secrets
+
+  project   = var.project_id
+  secret_id = each.key
+  labels    = var.labels
+
+  replication {
+    dynamic "auto" {
+      for_each = length(var.secret_replica_locations) == 0 ? [1] : []
+      content {}
+    }
+    dynamic "user_managed" {
+      for_each = length(var.secret_replica_locations) == 0 ? [] : [1]
+      content {
+        dynamic "replicas" {
+          for_each = var.secret_replica_locations
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}
+
+# The PII keyring decrypts every stored phone number, address and WhatsApp
+# number: losing it loses that data for good. Declared on its own so that it
+# alone carries prevent_destroy (a lifecycle block cannot vary per instance).
+resource "google_secret_manager_secret" "pii_keyring" {
+  project             = var.project_id
+  secret_id           = local.pii_keyring_secret
+  labels              = var.labels
+  deletion_protection = true
+
+  replication {
+    dynamic "auto" {
+      for_each = length(var.secret_replica_locations) == 0 ? [1] : []
+      content {}
+    }
+    dynamic "user_managed" {
+      for_each = length(var.secret_replica_locations) == 0 ? [] : [1]
+      content {
+        dynamic "replicas" {
+          for_each = var.secret_replica_locations
+          content {
+            location = replicas.value
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.api]
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+locals {
+  secrets = merge(google_secret_manager_secret.secret, { (local.pii_keyring_secret) = google_secret_manager_secret.pii_keyring })
+}
