@@ -16,9 +16,9 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from google.api_core import exceptions as gexc
+
 from otplogin.errors import SecretUnavailable
 from otplogin.secrets import SecretStore, crc32c
-
 from tests.support.secret_manager import SERVER, LocalSecretManager
 from tools.dev_secrets import SECRET_IDS, generate_dev_secrets
 

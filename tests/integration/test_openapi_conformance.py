@@ -15,8 +15,8 @@ import pytest
 from openapi_core.validation.request.exceptions import InvalidRequestBody
 from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.readers import read_from_filename
-from otplogin import errors, runtime, store
 
+from otplogin import errors, runtime, store
 from tests.support import openapi
 from tests.support.apps import REPO, app_client, outbox_codes
 from tests.support.ports import free_port

@@ -17,9 +17,9 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+
 from otplogin.errors import DeliveryError, SecretUnavailable
 from otplogin.sms.twilio import TwilioSender, sender_from_secrets
-
 from tests.support.prism import FaultyTwilio, PrismMock, RecordingProxy, free_port
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
