@@ -9,7 +9,9 @@ terminal). Ctrl-C stops everything, the emulator's Java process included.
 from __future__ import annotations
 
 import os
+import secrets as token_source
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,7 +54,8 @@ def main() -> int:
         }
         for name in FUNCTIONS:
             stopping.append(FunctionProcess(name, env, PORTS[name]).start())
-        print(_banner(env), flush=True)
+        demo_password = _seed_accounts(env)
+        print(_banner(env, demo_password), flush=True)
         signal.pause()
     except KeyboardInterrupt:
         pass
@@ -67,7 +70,36 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM cleans up exactly like Ctrl-C
 
 
-def _banner(env: dict[str, str]) -> str:
+DEMO_USERS = [  # (email, code, extra create-user options)
+    ("demo@example.com", "DEM0001KIN",
+     ["--phone", "+243812345678", "--address", "12 avenue du Commerce, Kinshasa", "--whatsapp", "+243812345678"]),
+    ("mfa@example.com", "MFA0001KIN", ["--phone", "+243812345679", "--mfa"]),
+]
+
+
+def _seed_accounts(env: dict[str, str]) -> str | None:
+    """Canary, admin and demo users through the operator CLI; the demo password, or None if a step failed."""
+    password = token_source.token_urlsafe(12)  # development only: printed in the banner
+    steps = [
+        (["init"], None),
+        (["bootstrap-admin", "--email", "admin@example.com", "--code", "ADM0001KIN"], None),
+    ] + [
+        (["create-user", "--email", email, "--code", code, *extra, "--password-stdin"], password + "\n")
+        for email, code, extra in DEMO_USERS
+    ]
+    ok = True
+    for argv, stdin in steps:
+        result = subprocess.run(
+            [sys.executable, "-m", "otplogin.cli", *argv], input=stdin, capture_output=True, text=True,
+            env={**os.environ, **env}, timeout=120, check=False,
+        )
+        if result.returncode != 0:
+            ok = False
+            print(f"setup step `otplogin-admin {argv[0]}` failed:\n{result.stderr.strip()}", flush=True)
+    return password if ok else None
+
+
+def _banner(env: dict[str, str], demo_password: str | None) -> str:
     lines = ["", "local stack ready (project demo-otp, development secrets, SMS to dev_outbox):"]
     lines += [f"  {name:<11} http://127.0.0.1:{PORTS[name]}" for name in FUNCTIONS]
     lines += [
@@ -78,8 +110,16 @@ def _banner(env: dict[str, str]) -> str:
         f"  curl -s -X POST http://127.0.0.1:{PORTS['send_otp']} -H 'Content-Type: application/json' \\",
         "       -d '{\"phone\": \"+243812345678\", \"channel\": \"sms\", \"locale\": \"fr\"}'",
         "  make outbox            # the messages the dev SMS sink received",
-        "Ctrl-C stops everything.",
     ]
+    if demo_password and "login" in FUNCTIONS:
+        lines += [
+            f"Demo accounts (development only), password {demo_password}:",
+            "  demo@example.com (DEM0001KIN); mfa@example.com (MFA0001KIN) also needs an SMS code (make outbox)",
+            "  admin@example.com (ADM0001KIN) has the local admin-password secret as password",
+            f"  curl -s -X POST http://127.0.0.1:{PORTS['login']} -H 'Content-Type: application/json' \\",
+            f"       -d '{{\"email\": \"demo@example.com\", \"password\": \"{demo_password}\"}}'",
+        ]
+    lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
 
 

@@ -26,11 +26,10 @@ import os
 import random
 import socket
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
@@ -38,7 +37,7 @@ from typing import Any, TextIO, cast
 from otplogin import passwords, phone, runtime, store, users
 from otplogin.config import ConfigError, Settings, settings
 from otplogin.errors import ApiError, SecretUnavailable
-from otplogin.keyring import Keyring, KeyringError, KeyMismatch, UndecryptableError, generate_key, key_id, stored_kid
+from otplogin.keyring import KeyMismatch, Keyring, KeyringError, UndecryptableError, generate_key, key_id, stored_kid
 
 __all__ = ["main"]
 
@@ -182,9 +181,10 @@ def _check_password(password: str, what: str) -> None:
         raise CliError(f"{what} is longer than {passwords.MAX_PASSWORD_BYTES} bytes")
 
 
-def _canary_doc(ring: Keyring) -> dict[str, str]:
-    # Same document as users.write_canary, written here under a precondition.
-    return {"value": ring.make_canary(), "kid": ring.primary_kid}
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 
 
 @dataclass(frozen=True)
@@ -200,9 +200,9 @@ def _canary_state(doc: dict | None, ring: Keyring) -> CanaryState:
     value = doc.get("value")
     kid = stored_kid(value) if isinstance(value, str) else None
     try:
-        ring.check_canary(value)  # type: ignore[arg-type]  (a non-string is reported as a mismatch)
+        ring.check_canary(cast(str, value))  # a non-string is reported as a mismatch
     except KeyMismatch as exc:
-        return CanaryState("encryption_key_mismatch", exc.kid or kid, exc.detail)
+        return CanaryState("encryption_key_mismatch", exc.kid or kid, exc.detail.removeprefix("canary: "))
     return CanaryState("ok", kid)
 
 
@@ -236,6 +236,7 @@ class Progress:
         self._tty = self._stream.isatty()
         self._last_draw = 0.0
         self._last_step = -1
+        self._drawn = -1
 
     def advance(self, n: int = 1) -> None:
         self.done += n
@@ -251,9 +252,13 @@ class Progress:
                 self._draw("", "\n")
 
     def finish(self) -> None:
-        self._draw("\r" if self._tty else "", "\n")
+        if self._tty:
+            self._draw("\r", "\n")
+        elif self._drawn != self.done:
+            self._draw("", "\n")
 
     def _draw(self, head: str, tail: str) -> None:
+        self._drawn = self.done
         if self.total:
             filled = min(self.WIDTH, self.done * self.WIDTH // max(self.total, 1))
             bar = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total} {self.label}"
@@ -270,12 +275,12 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
     ring, _ = ctx.keyring()
     path = users.CANARY_PATH
 
-    def decide(docs: dict) -> store.Plan[tuple[str, CanaryState]]:
+    def decide(docs: Mapping[str, dict | None]) -> store.Plan[tuple[str, CanaryState]]:
         state = _canary_state(docs[path], ring)
         if state.status == "canary_missing":
-            return store.Plan(("created", state), {path: _canary_doc(ring)})
+            return store.Plan(("created", state), {path: users.canary_document(ring)})
         if args.force:
-            return store.Plan(("replaced", state), {path: _canary_doc(ring)})
+            return store.Plan(("replaced", state), {path: users.canary_document(ring)})
         return store.Plan(("kept", state))
 
     action, state = store.atomic_update([path], decide)
@@ -386,7 +391,7 @@ class RotationLock:
     def acquire(self) -> None:
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: dict) -> store.Plan[dict | None]:
+        def decide(docs: Mapping[str, dict | None]) -> store.Plan[dict | None]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner and doc.get("expires_at", 0) > now:
                 return store.Plan(doc)
@@ -407,7 +412,7 @@ class RotationLock:
             return
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: dict) -> store.Plan[bool]:
+        def decide(docs: Mapping[str, dict | None]) -> store.Plan[bool]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner:
                 return store.Plan(False)
@@ -420,7 +425,7 @@ class RotationLock:
     def release(self) -> None:
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: dict) -> store.Plan[None]:
+        def decide(docs: Mapping[str, dict | None]) -> store.Plan[None]:
             doc = docs[path]
             return store.Plan(None, {path: store.DELETE} if doc and doc.get("owner") == self.owner else {})
 
@@ -442,7 +447,7 @@ def _fields_to_rotate(doc: dict, ring: Keyring) -> list[str]:
     names = []
     for name in users.PII_FIELDS:
         stored = doc.get(f"{name}_enc")
-        if stored and not (isinstance(stored, str) and not ring.needs_reencrypt(stored)):
+        if stored and (not isinstance(stored, str) or ring.needs_reencrypt(stored)):
             names.append(name)
     return names
 
@@ -456,7 +461,7 @@ def _rotate_user(code: str, ring: Keyring) -> UserOutcome:
     """
     path = f"{users.USERS}/{code}"
 
-    def decide(docs: dict) -> store.Plan[UserOutcome]:
+    def decide(docs: Mapping[str, dict | None]) -> store.Plan[UserOutcome]:
         doc = docs[path]
         if doc is None:
             return store.Plan(UserOutcome(code, gone=True))
@@ -475,7 +480,9 @@ def _rotate_user(code: str, ring: Keyring) -> UserOutcome:
         return UserOutcome(code, failures=[("*", f"not updated: {exc.message}")])
 
 
-def _chunks(items: Iterator[users.User], ring: Keyring, size: int, limit: int | None) -> Iterator[tuple[list[str], int, str | None, bool]]:
+def _chunks(
+    items: Iterator[users.User], ring: Keyring, size: int, limit: int | None
+) -> Iterator[tuple[list[str], int, str | None, bool]]:
     """Groups of user codes needing work: (codes, users seen, last code seen, limit reached)."""
     codes: list[str] = []
     seen, last, submitted = 0, None, 0
@@ -535,11 +542,14 @@ def _add_key(ctx: Context, text: str) -> tuple[str, float]:
         version = ctx.sm_client.add_secret_version(
             request={"parent": parent, "payload": {"data": payload, "data_crc32c": crc32c(payload)}}
         )
-    except Exception as exc:  # noqa: BLE001 (reported by type: messages may echo the request)
-        raise CliError(
-            f"could not add a version to pii-keyring ({type(exc).__name__}): the operator needs "
-            "roles/secretmanager.secretVersionAdder on it. Nothing was changed."
-        ) from None
+    except Exception as exc:  # noqa: BLE001 (reported by type only: a message could echo the payload)
+        from google.api_core import exceptions as gexc
+
+        if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
+            hint = "the operator needs roles/secretmanager.secretVersionAdder on it. Nothing was changed"
+        else:
+            hint = "check access to Secret Manager. Running rotate-keys again is safe even if the version was added"
+        raise CliError(f"could not add a version to pii-keyring ({type(exc).__name__}): {hint}.") from None
     created = version.create_time.timestamp() if version.create_time else time.time()
     number = version.name.rsplit("/", 1)[-1]
     ctx.say(f"added pii-keyring version {number}: new primary key {key_id(new_key)}, {len(data['keys'])} keys in all")
@@ -553,10 +563,17 @@ def cmd_rotate_keys(ctx: Context, args: argparse.Namespace) -> int:
     try:
         return _rotate(ctx, args, lock)
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except Exception:  # noqa: BLE001 (the lease expires by itself; keep the original outcome)
+            ctx.note(f"note: could not release the rotation lock; it expires within {int(LOCK_TTL_SECONDS)} s")
 
 
 def _rotate(ctx: Context, args: argparse.Namespace, lock: RotationLock) -> int:
+    try:
+        start_after = users.normalize_code(args.start_after) if args.start_after else None
+    except ApiError as exc:
+        raise CliError(f"--start-after: {exc.message}") from None
     ring, text = ctx.keyring()
     canary = _read_canary(ring)
     if canary.status == "encryption_key_mismatch":
@@ -586,7 +603,6 @@ def _rotate(ctx: Context, args: argparse.Namespace, lock: RotationLock) -> int:
         users.write_canary(ring)
         ctx.say(f"canary re-written with key {ring.primary_kid}")
 
-    start_after = users.normalize_code(args.start_after) if args.start_after else None
     progress = Progress(_count_users(start_after))
     rotated_users = rotated_fields = skipped = 0
     failures: list[tuple[str, str, UndecryptableError | str]] = []
@@ -618,8 +634,8 @@ def _rotate(ctx: Context, args: argparse.Namespace, lock: RotationLock) -> int:
     progress.finish()
 
     ctx.say(
-        f"re-encrypted {rotated_fields} values of {rotated_users} users with key {ring.primary_kid}; "
-        f"{skipped} users were already on it"
+        f"re-encrypted {_n(rotated_fields, 'value')} of {_n(rotated_users, 'user')} with key {ring.primary_kid}; "
+        f"{_n(skipped, 'user')} had nothing to re-encrypt"
     )
     for code, name, error in failures:
         if isinstance(error, UndecryptableError):
@@ -725,8 +741,6 @@ def cmd_check_keys(ctx: Context, args: argparse.Namespace) -> int:
                 continue
             per_kid[(stored_kid(stored) if isinstance(stored, str) else None) or "(no key id)"] += 1
             error = failures.get(name)
-            if error is None and name in failures:  # keyring None: cannot happen here
-                continue
             if error is not None:
                 bad[name][(error.kid or "(no key id)", error.kid_present)] += 1
             else:
@@ -744,9 +758,8 @@ def cmd_check_keys(ctx: Context, args: argparse.Namespace) -> int:
             why = "in the keyring but rejects the value (corrupted)" if present else "not in pii-keyring"
             ctx.say(f"    {count} failed: key {kid} {why}")
     if per_kid:
-        usage = ", ".join(
-            f"{kid} {count}{' (primary)' if kid == ring.primary_kid else ''}" for kid, count in per_kid.most_common()
-        )
+        marks = {ring.primary_kid: " (primary)"} | {k: " (not in pii-keyring)" for k in per_kid if k not in ring.kids}
+        usage = ", ".join(f"{kid} {count}{marks.get(kid, '')}" for kid, count in per_kid.most_common())
         ctx.say(f"  values per key: {usage}")
     missing = sorted({kid for counter in bad.values() for (kid, present) in counter if not present})
     if canary.status == "encryption_key_mismatch" and canary.kid and canary.kid not in ring.kids:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from otplogin import log, passwords, store, users
 from otplogin.config import Settings
-from otplogin.errors import AccountLocked, InvalidCredentials, RateLimited, Unavailable
+from otplogin.errors import AccountLocked, InvalidCredentials, InvalidRequest, RateLimited, Unavailable
 from otplogin.keyring import Keyring
 from otplogin.limits import SlidingWindow
 from otplogin.otp import OtpService, Sent
@@ -55,16 +55,22 @@ class SignIn:
     ) -> SignedIn | SecondFactorSent:
         now = self._clock()
         ip_path = self.ip_failures.path(self._otp().client_key(client_ip))
-        ip_doc = store.client().document(ip_path).get().to_dict()
-        wait = self.ip_failures.retry_after(ip_doc, now)
+        # The IP's failure log and the account (or its email pointer) in one round trip;
+        # a malformed email or code is still answered after the rate limit, as before.
+        invalid: InvalidRequest | None = None
+        try:
+            lookup: str | None = users.lookup_path(email=email, code=code)
+        except InvalidRequest as exc:
+            lookup, invalid = None, exc
+        docs = store.get_many([ip_path] if lookup is None else [ip_path, lookup])
+        wait = self.ip_failures.retry_after(docs[ip_path], now)
         if wait is not None:
             log.event("rate_limited", "login refused by a rate limit", severity=logging.WARNING, limit="login_ip")
             raise RateLimited(retry_after=wait, limit="login_ip")
+        if invalid is not None or lookup is None:
+            raise invalid or InvalidRequest()
 
-        if email:
-            user = users.get_by_email(users.normalize_email(email))
-        else:
-            user = users.get_by_code(users.normalize_code(code or ""))
+        user = users.resolve(lookup, docs[lookup])
         if user is None:
             passwords.verify_against_dummy(password)  # same cost as a real user: no account enumeration by timing
             self._record_failure(None, ip_path, now)
@@ -135,8 +141,9 @@ class SignIn:
                 what = (
                     f"it was encrypted with key {kid}, which the ring holds: the value is corrupted"
                     if present
-                    else f"it was encrypted with key {kid}, which is not in pii-keyring: add that key back "
-                    "as a non-primary key (see docs/runbook.md, 'PII key rotation')"
+                    else f"it was encrypted with key {kid}, which this instance's pii-keyring does not hold: "
+                    "either the key was removed (add it back as a non-primary key) or this instance has not "
+                    "loaded a newer keyring yet (see docs/operations.md, 'Recovering from encryption_key_mismatch')"
                 )
             log.event(
                 "pii_undecryptable",

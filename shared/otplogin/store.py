@@ -115,6 +115,13 @@ def atomic_update(
     raise Unavailable("The service is busy. Try again shortly.")
 
 
+def get_many(paths: list[str]) -> dict[str, dict | None]:
+    """The current contents of `paths` (None where absent), read in one round trip."""
+    db = client()
+    snapshots = {s.reference.path: s for s in db.get_all([db.document(p) for p in paths])}
+    return {p: (snapshots[p].to_dict() if snapshots[p].exists else None) for p in paths}
+
+
 def ping(timeout: float = 3.0) -> str:
     """Health: one cheap read. Returns "ok" or a short reason."""
     try:

@@ -80,6 +80,26 @@ def get_by_email(email: str) -> User | None:
     return get_by_code(pointer.get("code")) if pointer.exists else None
 
 
+def lookup_path(*, email: str | None, code: str | None) -> str:
+    """The document a sign-in reads first: the email pointer, or the user itself.
+
+    Normalizes (400 `InvalidRequest` if malformed), so the caller can read it in
+    the same round trip as its other documents and finish with `resolve`."""
+    if email:
+        return f"{EMAILS}/{normalize_email(email)}"
+    return f"{USERS}/{normalize_code(code or '')}"
+
+
+def resolve(path: str, doc: dict | None) -> User | None:
+    """The user a `lookup_path` document leads to (an email pointer costs one more get)."""
+    if doc is None:
+        return None
+    collection, _, doc_id = path.partition("/")
+    if collection == EMAILS:
+        return get_by_code(doc["code"])
+    return User(doc_id, doc)
+
+
 def create(
     *, code: str, email: str, password_hash: str, role: str, keyring: Keyring,
     pii: dict[str, str | None], mfa_enabled: bool = False, now: float | None = None,
@@ -153,9 +173,14 @@ def iter_all(page_size: int = 200, start_after: str | None = None) -> Iterator[U
 CANARY_PATH = "system/pii_canary"
 
 
+def canary_document(keyring: Keyring) -> dict[str, str]:
+    """A fresh canary encrypted with the primary key, as stored at `CANARY_PATH`."""
+    return {"value": keyring.make_canary(), "kid": keyring.primary_kid}
+
+
 def write_canary(keyring: Keyring) -> None:
-    """Store a fresh canary encrypted with the primary key (set-up and after rotation)."""
-    store.client().document(CANARY_PATH).set({"value": keyring.make_canary(), "kid": keyring.primary_kid})
+    """Store a fresh canary (set-up and after rotation)."""
+    store.client().document(CANARY_PATH).set(canary_document(keyring))
 
 
 def canary_status(keyring: Keyring | None) -> str:
