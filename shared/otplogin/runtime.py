@@ -84,35 +84,30 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def token_signer():  # -> otplogin.tokens.TokenSigner
+def _signer(name: str, audience: str, ttl_seconds: int):  # -> otplogin.tokens.TokenSigner
     from otplogin.tokens import TokenSigner
 
     cfg = settings()
     text = secret(JWT_SIGNING_KEYS)
     return _memo(
-        "signer",
+        name,
         text,
-        lambda: TokenSigner.from_secret(
-            text, issuer=cfg.jwt_issuer, audience=cfg.jwt_audience, ttl_seconds=cfg.jwt_ttl_seconds
-        ),
+        lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
     )
+
+
+def token_signer():  # -> otplogin.tokens.TokenSigner
+    """Signs access tokens (verify_otp and login)."""
+    cfg = settings()
+    return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
 
 
 def mfa_signer():  # -> otplogin.tokens.TokenSigner
     """Signs the short-lived token that links a password step to its second factor.
 
     Its own audience, so it can never be used as an access token."""
-    from otplogin.tokens import TokenSigner
-
     cfg = settings()
-    text = secret(JWT_SIGNING_KEYS)
-    return _memo(
-        "mfa_signer",
-        text,
-        lambda: TokenSigner.from_secret(
-            text, issuer=cfg.jwt_issuer, audience=f"{cfg.jwt_audience}:mfa", ttl_seconds=cfg.code_ttl_seconds
-        ),
-    )
+    return _signer("mfa_signer", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds)
 
 
 def pii_keyring():  # -> otplogin.keyring.Keyring | None

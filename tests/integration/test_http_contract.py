@@ -7,19 +7,9 @@ import json
 import pytest
 
 from otplogin import store
-from tests.support.apps import app_client, outbox_codes
+from tests.support.apps import outbox_codes
 
 PHONE = "+243812345678"
-
-
-@pytest.fixture
-def send(stack):
-    return app_client("send_otp")
-
-
-@pytest.fixture
-def verify(stack):
-    return app_client("verify_otp")
 
 
 def assert_error(response, status: int, code: str) -> dict:

@@ -26,16 +26,6 @@ ORIGIN = "https://app.example.cd"
 LOGIN_MAIN = REPO / "functions" / "login" / "main.py"
 
 
-@pytest.fixture
-def send(stack):
-    return app_client("send_otp")
-
-
-@pytest.fixture
-def verify(stack):
-    return app_client("verify_otp")
-
-
 def conforms(function: str, response, status: int, code: str | None = None, *, method: str = "POST", path: str = "/"):
     """Assert the answer's status (and error code), then that the spec allows it; return the body."""
     text = response.get_data(as_text=True)
