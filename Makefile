@@ -15,7 +15,7 @@ FUNCTIONS := send_otp verify_otp login
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt functions/*/requirements.txt shared/pyproject.toml package-lock.json
+$(VENV)/.installed: requirements-dev.txt functions/*/requirements.txt shared/pyproject.toml client/pyproject.toml package-lock.json
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(foreach f,$(FUNCTIONS),-r functions/$(f)/requirements.txt) -r requirements-dev.txt

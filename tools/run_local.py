@@ -3,7 +3,9 @@
 Starts the Firestore emulator, a local Secret Manager holding freshly
 generated development secrets, and the three functions with the development
 SMS sink (codes land in the emulator's `dev_outbox` collection and in this
-terminal). Ctrl-C stops everything, the emulator's Java process included.
+terminal), and the demo sign-in page (web/) on http://127.0.0.1:8088, the one
+origin CORS allows by default. Ctrl-C stops everything, the emulator's Java
+process included.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from tests.support.firestore import FirestoreEmulator  # noqa: E402
 from tests.support.functions import FunctionProcess  # noqa: E402
 from tests.support.secret_manager import LocalSecretManager  # noqa: E402
+from web.devserver import DemoSite  # noqa: E402
 
 PROJECT = "demo-otp"  # the demo- prefix marks an emulator-only project
 PORTS = {
@@ -29,6 +32,7 @@ PORTS = {
     "verify_otp": int(os.environ.get("VERIFY_OTP_PORT", 8082)),
     "login": int(os.environ.get("LOGIN_PORT", 8083)),
     "secret_manager": int(os.environ.get("SECRET_MANAGER_PORT", 8090)),
+    "web": int(os.environ.get("WEB_PORT", 8088)),
 }
 FUNCTIONS = [name for name in ("send_otp", "verify_otp", "login") if (REPO / "functions" / name / "main.py").exists()]
 
@@ -50,10 +54,12 @@ def main() -> int:
             "FIRESTORE_EMULATOR_HOST": firestore.host,
             "SECRET_MANAGER_EMULATOR_HOST": secrets.host,
             "SMS_PROVIDER": "dev_outbox",
-            "CORS_ALLOWED_ORIGINS": os.environ.get("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:8088"),
+            "CORS_ALLOWED_ORIGINS": os.environ.get("CORS_ALLOWED_ORIGINS", f"http://127.0.0.1:{PORTS['web']}"),
         }
         for name in FUNCTIONS:
             stopping.append(FunctionProcess(name, env, PORTS[name]).start())
+        function_urls = {name: f"http://127.0.0.1:{PORTS[name]}" for name in ("send_otp", "verify_otp", "login")}
+        stopping.append(DemoSite(function_urls, port=PORTS["web"], outbox_emulator=firestore.host, project=PROJECT).start())
         demo_password = _seed_accounts(env)
         print(_banner(env, demo_password), flush=True)
         signal.pause()
@@ -105,6 +111,8 @@ def _banner(env: dict[str, str], demo_password: str | None) -> str:
     lines += [
         f"  firestore   {env['FIRESTORE_EMULATOR_HOST']} (emulator)",
         f"  secrets     {env['SECRET_MANAGER_EMULATOR_HOST']} (local Secret Manager, fresh dev values)",
+        f"  demo page   http://127.0.0.1:{PORTS['web']}/ (sign-in page; open this exact address: CORS allows "
+        f"{env['CORS_ALLOWED_ORIGINS'] or 'no origin'})",
         "",
         "Try it (README.md, 'Local mode'):",
         f"  curl -s -X POST http://127.0.0.1:{PORTS['send_otp']} -H 'Content-Type: application/json' \\",

@@ -7,6 +7,7 @@ Secrets never come from here: they are read from Secret Manager by
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,6 +32,18 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 
 def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
+
+
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Exact `scheme://host[:port]` origins only: never `*`, never `null` (sandboxed and file:// pages)."""
+    origins = _list(env, "CORS_ALLOWED_ORIGINS")
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            raise ConfigError(f"CORS_ALLOWED_ORIGINS entries look like https://app.example.com, got {origin!r}")
+    return origins
 
 
 def _test_numbers(env: Mapping[str, str], code_length: int) -> dict[str, str]:
@@ -99,7 +112,7 @@ class Settings:
             sms_provider=sms_provider,
             twilio_api_base=env.get("TWILIO_API_BASE") or None,
             allowed_countries=countries,
-            cors_allowed_origins=_list(env, "CORS_ALLOWED_ORIGINS"),
+            cors_allowed_origins=_origins(env),
             code_length=code_length,
             code_ttl_seconds=_int(env, "OTP_TTL_SECONDS", 300, 30, 3600),
             max_attempts_per_code=_int(env, "OTP_MAX_ATTEMPTS", 5, 1, 10),
