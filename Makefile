@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 FUNCTIONS := send_otp verify_otp login
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-fast run outbox build tf-fmt tf-check tf-schema actionlint clean
+.PHONY: help install lint test test-fast run outbox build bench tf-fmt tf-check tf-schema actionlint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(CHECKOV):
 install: $(VENV)/.installed $(CHECKOV) ## Create the venvs, install Python and npm dev tools
 
 lint: install ## ruff on the library, functions, tools and tests
-	$(VENV)/bin/ruff check shared functions tools tests
+	$(VENV)/bin/ruff check shared functions tools tests bench client web
 
 test: install ## The whole offline suite: unit, emulator, contract, process and Terraform checks
 	$(PYTEST) tests -q
@@ -42,6 +42,9 @@ run: install ## Local stack: Firestore emulator, local Secret Manager, the three
 
 outbox: install ## Messages the development SMS sink received (while `make run` runs)
 	$(PY) tools/outbox.py
+
+bench: install ## Cold start, latency, round trips, scaling, memory against their floors (bench/results.json)
+	$(PY) bench/run.py --out bench/results.json
 
 build: install ## build/<function>/ and a deterministic build/<function>.zip for each function
 	$(PY) tools/build.py --out build $(FUNCTIONS)

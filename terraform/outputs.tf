@@ -52,3 +52,35 @@ output "ci_service_account" {
   description = "Email of the deployer service account for GitHub Actions (set it as the repository variable GCP_DEPLOY_SERVICE_ACCOUNT)."
   value       = try(google_service_account.deployer[0].email, null)
 }
+
+output "log_metrics" {
+  description = "metric.type of each log-based metric (logging.googleapis.com/user/otplogin/...), keyed by the log event it counts."
+  value       = local.log_metric_types
+}
+
+output "alert_policies" {
+  description = "Name (projects/.../alertPolicies/...) of each otplogin alert policy, keyed by alert; health checks as health/<function>."
+  value = merge(
+    {
+      pii_key         = google_monitoring_alert_policy.pii_key.name
+      secret_load     = google_monitoring_alert_policy.secret_load.name
+      verify_ratio    = google_monitoring_alert_policy.verify_ratio.name
+      sms_failure     = google_monitoring_alert_policy.sms_failure.name
+      sms_pumping     = google_monitoring_alert_policy.sms_pumping.name
+      send_global_cap = google_monitoring_alert_policy.send_global_cap.name
+      http_5xx        = google_monitoring_alert_policy.http_5xx.name
+      firestore       = google_monitoring_alert_policy.firestore.name
+    },
+    { for name, policy in google_monitoring_alert_policy.health : "health/${name}" => policy.name },
+  )
+}
+
+output "uptime_check_ids" {
+  description = "Uptime check id of each function's /healthz check, keyed by function name."
+  value       = { for name, check in google_monitoring_uptime_check_config.health : name => check.uptime_check_id }
+}
+
+output "monitoring_dashboard" {
+  description = "Id of the otplogin operations dashboard (Cloud Monitoring > Dashboards > otplogin)."
+  value       = google_monitoring_dashboard.main.id
+}

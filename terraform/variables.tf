@@ -289,3 +289,126 @@ variable "labels" {
     error_message = "labels keys and values must be lower-case letters, digits, underscores or hyphens (keys start with a letter)."
   }
 }
+
+# --- monitoring (monitoring*.tf) ---------------------------------------------------
+
+variable "alert_notification_channels" {
+  description = "Notification channels (projects/<project>/notificationChannels/<id>) every otplogin alert policy notifies. Empty: incidents open in the console only."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "alert_notification_channels entries must be notification channel names: projects/<project>/notificationChannels/<id>."
+  }
+}
+
+variable "runbook_url" {
+  description = "Web address of docs/runbook.md (e.g. its GitHub blob URL on main); each alert's documentation then links its section. Null: the documentation names the section only."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.runbook_url == null || can(regex("^https://[^\\s#]+$", coalesce(var.runbook_url, "https://x")))
+    error_message = "runbook_url must be an https:// URL without a fragment."
+  }
+}
+
+variable "alert_verify_success_ratio_min" {
+  description = "Alert when fewer than this share of verify_otp decisions succeed over 15 minutes (otp_verified / (otp_verified + otp_rejected))."
+  type        = number
+  default     = 0.5
+
+  validation {
+    condition     = var.alert_verify_success_ratio_min > 0 && var.alert_verify_success_ratio_min < 1
+    error_message = "alert_verify_success_ratio_min must be between 0 and 1 (exclusive)."
+  }
+}
+
+variable "alert_verify_min_decisions" {
+  description = "The verify success ratio alert fires only with more than this many verify_otp decisions in the 15 minutes (a few typos at night are not an outage)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.alert_verify_min_decisions >= 0 && floor(var.alert_verify_min_decisions) == var.alert_verify_min_decisions
+    error_message = "alert_verify_min_decisions must be a whole number, 0 or more."
+  }
+}
+
+variable "alert_sms_failure_ratio_max" {
+  description = "Alert when more than this share of SMS / WhatsApp delivery attempts fail over 15 minutes (otp_delivery_failed / (otp_sent + otp_delivery_failed))."
+  type        = number
+  default     = 0.2
+
+  validation {
+    condition     = var.alert_sms_failure_ratio_max > 0 && var.alert_sms_failure_ratio_max < 1
+    error_message = "alert_sms_failure_ratio_max must be between 0 and 1 (exclusive)."
+  }
+}
+
+variable "alert_sms_min_attempts" {
+  description = "The SMS delivery failure ratio alert fires only with more than this many delivery attempts in the 15 minutes."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.alert_sms_min_attempts >= 0 && floor(var.alert_sms_min_attempts) == var.alert_sms_min_attempts
+    error_message = "alert_sms_min_attempts must be a whole number, 0 or more."
+  }
+}
+
+variable "alert_sms_hourly_per_country" {
+  description = "SMS pumping alert: codes sent to one country in an hour above which the alert fires, for every country without its own value in alert_sms_hourly_per_country_overrides."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.alert_sms_hourly_per_country >= 1
+    error_message = "alert_sms_hourly_per_country must be at least 1."
+  }
+}
+
+variable "alert_sms_hourly_per_country_overrides" {
+  description = "SMS pumping alert: hourly ceiling per country (ISO 3166-1 alpha-2 code => codes an hour) where the default does not fit, e.g. { CD = 1000 }. At most 5 countries (an alert policy holds 6 conditions)."
+  type        = map(number)
+  default     = {}
+
+  validation {
+    condition     = length(var.alert_sms_hourly_per_country_overrides) <= 5 && alltrue([for c, n in var.alert_sms_hourly_per_country_overrides : can(regex("^[A-Z]{2}$", c)) && n >= 1])
+    error_message = "alert_sms_hourly_per_country_overrides: at most 5 entries, keys upper-case two-letter country codes, values at least 1."
+  }
+}
+
+variable "alert_5xx_per_function" {
+  description = "Alert when a function answers more than this many 5xx in 5 minutes (Cloud Run's request_count). 0: any 5xx."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.alert_5xx_per_function >= 0
+    error_message = "alert_5xx_per_function must be 0 or more."
+  }
+}
+
+variable "alert_firestore_errors" {
+  description = "Alert when Firestore's own request count shows more than this many server-side errors (UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED, UNKNOWN, RESOURCE_EXHAUSTED, PERMISSION_DENIED) in 5 minutes. A firestore_unavailable line from the functions alerts at any occurrence."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alert_firestore_errors >= 0
+    error_message = "alert_firestore_errors must be 0 or more."
+  }
+}
+
+variable "uptime_check_period" {
+  description = "How often the uptime checks GET each function's /healthz (from several regions). The health alert fires after two failing periods."
+  type        = string
+  default     = "300s"
+
+  validation {
+    condition     = contains(["60s", "300s", "600s", "900s"], var.uptime_check_period)
+    error_message = "uptime_check_period must be 60s, 300s, 600s or 900s."
+  }
+}

@@ -84,6 +84,8 @@ def handle(
         if exc.status >= 500:
             # The cause (which secret, which dependency) goes to the logs; the body stays generic.
             logging.getLogger("otplogin").error("answered %s %s: %s", exc.status, exc.code, exc)
+            if isinstance(exc, SecretUnavailable):  # the secret-load alert's signal (docs/runbook.md)
+                log.event("secret_load_failed", str(exc), severity=logging.ERROR, secret=exc.secret_id, reason=exc.reason)
             exc = type(exc)() if type(exc) is not SecretUnavailable else Unavailable()
         return _render_error(exc, allowed_origin)
     except Exception:

@@ -141,6 +141,9 @@ def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None
         checks["sms_provider"] = "dev_outbox"
         secret_ids = [s for s in secret_ids if s not in TWILIO_SECRETS]
     checks["secrets"] = secret_store().check(secret_ids)
+    for secret_id, reason in checks["secrets"].items():  # the secret-load alert's signal, even without traffic
+        if reason != "ok":
+            log.event("secret_load_failed", f"secret {secret_id!r} unavailable: {reason}", severity=logging.ERROR, secret=secret_id, reason=reason)
     for name, check in (extra or {}).items():
         checks[name] = check()
     ok = checks["firestore"] == "ok" and all(v == "ok" for v in checks["secrets"].values())

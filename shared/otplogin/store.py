@@ -12,6 +12,7 @@ answer follows a committed write, and nothing is half-written.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
 
+from otplogin import log
 from otplogin.config import settings
 from otplogin.errors import Unavailable
 
@@ -108,7 +110,7 @@ def atomic_update(
             time.sleep(random.uniform(0, 0.01 * (2**attempt)))  # noqa: S311 (retry jitter)
             continue
         except UNAVAILABLE_ERRORS as exc:
-            raise Unavailable() from exc
+            raise _unavailable(exc) from exc
         if isinstance(plan.outcome, BaseException):
             raise plan.outcome
         return plan.outcome
@@ -118,8 +120,18 @@ def atomic_update(
 def get_many(paths: list[str]) -> dict[str, dict | None]:
     """The current contents of `paths` (None where absent), read in one round trip."""
     db = client()
-    snapshots = {s.reference.path: s for s in db.get_all([db.document(p) for p in paths])}
+    try:
+        snapshots = {s.reference.path: s for s in db.get_all([db.document(p) for p in paths])}
+    except UNAVAILABLE_ERRORS as exc:
+        raise _unavailable(exc) from exc
     return {p: (snapshots[p].to_dict() if snapshots[p].exists else None) for p in paths}
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    """Firestore did not answer: log the alert's signal (docs/runbook.md), answer 503."""
+    name = type(exc).__name__
+    log.event("firestore_unavailable", f"Firestore did not answer: {name}", severity=logging.ERROR, error=name)
+    return Unavailable()
 
 
 def ping(timeout: float = 3.0) -> str:

@@ -7,6 +7,7 @@ and WhatsApp are stored only as keyring ciphertexts (`"<kid>:<fernet token>"`).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from otplogin import store
+from otplogin import log, store
 from otplogin.errors import InvalidRequest
 from otplogin.keyring import Keyring, UndecryptableError
 
@@ -192,6 +193,7 @@ def canary_status(keyring: Keyring | None) -> str:
         return "canary_missing"
     try:
         keyring.check_canary(snap.get("value"))
-    except UndecryptableError:
+    except UndecryptableError as exc:
+        log.event("encryption_key_mismatch", f"pii-keyring cannot decrypt the canary: {exc.detail}", severity=logging.ERROR, kid=exc.kid, kid_present=exc.kid_present, primary_kid=keyring.primary_kid)
         return "encryption_key_mismatch"
     return "ok"

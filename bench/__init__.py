@@ -1,0 +1,1 @@
+"""`make bench`: cold start, warm latency, round trips, scaling and memory against their floors."""

@@ -1,0 +1,155 @@
+"""The floor: functions that do only the physical work of each real function, with raw clients.
+
+Served exactly like the real functions (functions-framework, same server, same
+request path), so what separates a function from its floor is the library's
+own code: validation, HMACs, decisions, tokens, logs, error handling.
+
+- verify_otp: one BatchGetDocuments of the documents the body names, then one
+  Commit updating the first of them with a `last_update_time` precondition
+  (the optimistic read-check-write the library uses in place of a transaction).
+- send_otp: one BatchGetDocuments of the 11 documents a send reads (code,
+  phone window, IP window, 8 global shards), one Commit of the 4 it writes
+  (creates for absent documents, guarded updates for present ones), then one
+  Twilio `messages.create` with the twilio SDK, pointed at Prism as the tests
+  point it.
+- login: one document get, then one Argon2id verification of the password
+  against the document's `password_hash`.
+
+Imports are what the function truly needs: functions_framework, the Firestore
+and Secret Manager clients, and twilio for send_otp only (FUNCTION_TARGET).
+Clients and secrets are created and fetched on the first request (a cold start
+pays for them, as the real functions do) and kept for the instance.
+"""
+
+import os
+import threading
+
+import functions_framework
+from google.cloud import firestore, secretmanager_v1  # noqa: F401 (the floor imports both clients)
+
+if os.environ.get("FUNCTION_TARGET") == "send_otp":
+    import twilio.rest  # noqa: F401
+
+SECRETS = {
+    "verify_otp": ("otp-pepper", "jwt-signing-keys"),
+    "send_otp": ("otp-pepper", "twilio-account-sid", "twilio-auth-token", "twilio-sender"),
+    "login": ("otp-pepper", "jwt-signing-keys", "pii-keyring"),
+}
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _secret_client():
+    host = os.environ.get("SECRET_MANAGER_EMULATOR_HOST")
+    if not host:
+        return secretmanager_v1.SecretManagerServiceClient()
+    import grpc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    transport = SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(host), credentials=AnonymousCredentials())
+    return secretmanager_v1.SecretManagerServiceClient(transport=transport)
+
+
+def _ready(target: str) -> dict:
+    """Clients and secret values, made once per instance."""
+    if target not in _state:
+        with _lock:
+            if target not in _state:
+                project = os.environ["GOOGLE_CLOUD_PROJECT"]
+                sm = _secret_client()
+                values = {
+                    s: sm.access_secret_version(name=f"projects/{project}/secrets/{s}/versions/latest").payload.data.decode()
+                    for s in SECRETS[target]
+                }
+                state = {"db": firestore.Client(project=project), "secrets": values}
+                if target == "send_otp":
+                    state["twilio"] = _twilio(values)
+                _state[target] = state
+    return _state[target]
+
+
+def _twilio(values: dict):
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    base = os.environ.get("TWILIO_API_BASE")
+
+    class Rewriting(TwilioHttpClient):
+        def request(self, method, url, *args, **kwargs):
+            if base:
+                url = url.replace("https://api.twilio.com", base, 1)
+            return super().request(method, url, *args, **kwargs)
+
+    return Client(values["twilio-account-sid"], values["twilio-auth-token"], http_client=Rewriting(timeout=5))
+
+
+def _read_commit(db, read: list[str], writes: dict[str, dict]) -> None:
+    refs = [db.document(p) for p in read]
+    snaps = {s.reference.path: s for s in db.get_all(refs)}
+    batch = db.batch()
+    for path, data in writes.items():
+        snap = snaps.get(path)
+        if snap is not None and snap.exists:
+            batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
+        else:
+            batch.create(db.document(path), data)
+    batch.commit()
+
+
+@functions_framework.http
+def verify_otp(request):
+    body = request.get_json()
+    state = _ready("verify_otp")
+    _read_commit(state["db"], body["read"], {body["read"][0]: {"state": "used", "code_hash": "", "previous": None}})
+    return {"ok": True}
+
+
+@functions_framework.http
+def send_otp(request):
+    """Body: {"code", "phone", "ip": paths, "shards": [paths], "to", "text"}."""
+    import random
+    import time
+    from datetime import UTC, datetime
+
+    body = request.get_json()
+    state = _ready("send_otp")
+    db = state["db"]
+    now = time.time()
+    expires = datetime.fromtimestamp(now + 3600, tz=UTC)
+    read = [body["code"], body["phone"], body["ip"], *body["shards"]]
+    snaps = {s.reference.path: s for s in db.get_all([db.document(p) for p in read])}
+    shard = random.choice(body["shards"])  # noqa: S311
+    count = (snaps[shard].to_dict() or {}).get("count", 0) if snaps[shard].exists else 0
+    writes = {
+        body["code"]: {
+            "code_hash": "0" * 64, "state": "active", "attempts": 0, "expires_at": expires, "resend_at": now + 60,
+            "channel": "sms", "purpose": "phone", "subject": None, "send_id": "0" * 16, "previous": None,
+        },
+        body["phone"]: {"events": [now], "expires_at": expires},
+        body["ip"]: {"events": [now], "expires_at": expires},
+        shard: {"count": count + 1, "expires_at": expires},
+    }
+    batch = db.batch()
+    for path, data in writes.items():
+        snap = snaps[path]
+        if snap.exists:
+            batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
+        else:
+            batch.create(db.document(path), data)
+    batch.commit()
+    state["twilio"].messages.create(to=body["to"], from_=state["secrets"]["twilio-sender"], body=body["text"])
+    return {"ok": True}, 202
+
+
+@functions_framework.http
+def login(request):
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    body = request.get_json()
+    state = _ready("login")
+    snap = state["db"].document(body["path"]).get()
+    Argon2id.verify_phc_encoded(body["password"].encode(), snap.get("password_hash"))
+    return {"ok": True}

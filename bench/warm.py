@@ -1,0 +1,213 @@
+"""Warm latency of each function against its floor, interleaved, in one process.
+
+Every iteration runs the function request and its floor request back to back
+(order alternating), so machine noise lands on both alike; p50 and p99 are
+taken after a warm-up. The same loop records the Firestore and Secret Manager
+RPCs of each function request (bench.counting): the round-trip figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from bench import seed
+from bench.counting import COUNTER, SCAN_RPCS, firestore_calls, secret_calls
+from bench.inproc import Functions, RawFloor
+from bench.stats import ratio, summary
+
+TARGETS = {"verify_otp": 1.25, "send_otp": 1.25, "login": 1.15}
+TEXT = "Votre code de vérification est 123456. Il expire dans 5 minutes. Ne le partagez jamais."
+
+
+def _interleave(
+    n: int, warmup: int, steps: dict[str, Callable[[int], Any]]
+) -> tuple[dict[str, list[float]], dict[str, list[Counter]]]:
+    """Run each step once per iteration, rotating the order; returns times (ms) after warm-up
+    and the RPCs of every iteration of each step."""
+    names = list(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    rpcs: dict[str, list[Counter]] = {name: [] for name in names}
+    for i in range(n + warmup):
+        order = names[i % len(names):] + names[: i % len(names)]
+        for name in order:
+            with COUNTER.measure() as delta:
+                start = time.perf_counter()
+                steps[name](i)
+                elapsed = (time.perf_counter() - start) * 1000
+            if i >= warmup:
+                times[name].append(elapsed)
+            rpcs[name].append(delta)
+    return times, rpcs
+
+
+def _rpc_report(rpcs: list[Counter], warm_from: int) -> dict[str, Any]:
+    warm = rpcs[warm_from:]
+    per_request = Counter()
+    shapes = Counter()
+    for delta in warm:
+        fs = firestore_calls(delta)
+        shapes[tuple(sorted(fs.items()))] += 1
+        per_request.update(fs)
+    common, count = shapes.most_common(1)[0]
+    secrets = sum(secret_calls(d) for d in warm)
+    return {
+        "firestore_rpcs_per_request": dict(common),
+        "firestore_rpcs_per_request_all_same": count == len(warm),
+        "firestore_rpcs_mean": {k: round(v / len(warm), 3) for k, v in per_request.items()},
+        "query_scans": sum(per_request[k] for k in SCAN_RPCS),
+        "secret_manager_calls": secrets,
+        "warm_requests": len(warm),
+        "secret_manager_calls_per_1000": round(secrets * 1000 / len(warm), 3),
+    }
+
+
+def _result(name: str, times: dict, rpcs: dict, warmup: int, extra_refs: tuple) -> dict:
+    fn, floor = summary(times["function"]), summary(times["floor"])
+    out: dict[str, Any] = {
+        "function": fn,
+        "floor": floor,
+        "ratio_p50": ratio(fn["p50_ms"], floor["p50_ms"]),
+        "ratio_p99": ratio(fn["p99_ms"], floor["p99_ms"]),
+        "target_p50": TARGETS[name],
+        "reference": {k: summary(times[k]) for k in extra_refs},
+    }
+    out["met"] = out["ratio_p50"] <= TARGETS[name]
+    out["round_trips"] = _rpc_report(rpcs["function"], warmup)
+    out["round_trips_floor"] = _rpc_report(rpcs["floor"], warmup)["firestore_rpcs_per_request"]
+    return out
+
+
+def check(status: int, body: dict, expected: int, what: str) -> None:
+    if status != expected:
+        raise RuntimeError(f"{what}: expected HTTP {expected}, got {status}: {body}")
+
+
+def verify_otp(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict:
+    from otplogin import runtime
+
+    total = n + warmup
+    phones = seed.phones("verify", total)
+    seed.seed_codes(phones)
+    svc = runtime.otp_service()
+    db = bare.db
+    keys = [svc.phone_key(p) for p in phones]
+    # Floor documents: copies of the very code documents the function reads (same fields and size),
+    # twice (one for the framework floor, one for the bare client and one for the transaction).
+    batch, pending = db.batch(), 0
+    for key in keys:
+        data = db.document(f"otp_codes/{key}").get().to_dict()
+        for prefix in ("floor", "bare", "txn"):
+            batch.set(db.document(f"{prefix}_codes/{key}"), data)
+            pending += 1
+        if pending >= 450:
+            batch.commit()
+            batch, pending = db.batch(), 0
+    if pending:
+        batch.commit()
+
+    def function(i: int) -> None:
+        check(*fns.post("verify_otp", {"phone": phones[i], "code": seed.CODE}), 200, "verify_otp")
+
+    def floor(i: int) -> None:
+        k = keys[i]
+        check(*fns.post("verify_otp", {"read": [f"floor_codes/{k}", f"floor_counters/fail_phone:{k}"]}, floor=True),
+              200, "verify_otp floor")
+
+    def bare_floor(i: int) -> None:
+        k = keys[i]
+        bare.read_commit([f"bare_codes/{k}", f"bare_counters/fail_phone:{k}"],
+                         {f"bare_codes/{k}": {"state": "used", "code_hash": "", "previous": None}})
+
+    def transaction(i: int) -> None:
+        bare.transaction(f"txn_codes/{keys[i]}", {"state": "used", "code_hash": "", "previous": None})
+
+    times, rpcs = _interleave(n, warmup, {"function": function, "floor": floor, "bare_floor": bare_floor,
+                                          "raw_transaction": transaction})
+    result = _result("verify_otp", times, rpcs, warmup, ("bare_floor", "raw_transaction"))
+    result["ratio_p50_vs_raw_transaction"] = ratio(result["function"]["p50_ms"], result["reference"]["raw_transaction"]["p50_ms"])
+    result["floor_definition"] = (
+        "functions-framework function doing one BatchGetDocuments of the code and failure documents and one "
+        "Commit updating the code document with a last_update_time precondition (the library's optimistic "
+        "read-check-write, 2 RPCs); raw_transaction (BeginTransaction + read + Commit, 3 RPCs) for reference"
+    )
+    return result
+
+
+def _send_paths(prefix: str, phone: str, ip: str, hour: int) -> dict:
+    key = hashlib.sha256(phone.encode()).hexdigest()[:40]
+    ip_key = hashlib.sha256(ip.encode()).hexdigest()[:40]
+    return {
+        "code": f"{prefix}_codes/{key}",
+        "phone": f"{prefix}_counters/send_phone:{key}",
+        "ip": f"{prefix}_counters/send_ip:{ip_key}",
+        "shards": [f"{prefix}_counters/send_global:{hour}:{s}" for s in range(8)],
+    }
+
+
+def send_otp(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict:
+    total = n + warmup
+    phones = seed.phones("send", total)
+    floor_phones = seed.phones("floor", total)
+    ips = [seed.client_ip() for _ in range(total)]
+    hour = int(time.time() // 3600)
+
+    def function(i: int) -> None:
+        check(*fns.post("send_otp", {"phone": phones[i], "channel": "sms", "locale": "fr"}, ip=ips[i]), 202, "send_otp")
+
+    def floor(i: int) -> None:
+        body = _send_paths("floor", floor_phones[i], ips[i], hour) | {"to": floor_phones[i], "text": TEXT}
+        check(*fns.post("send_otp", body, floor=True), 202, "send_otp floor")
+
+    def bare_floor(i: int) -> None:
+        p = _send_paths("bare", floor_phones[i], ips[i], hour)
+        read = [p["code"], p["phone"], p["ip"], *p["shards"]]
+        writes = {p["code"]: {"state": "active", "attempts": 0}, p["phone"]: {"events": [1.0]},
+                  p["ip"]: {"events": [1.0]}, p["shards"][i % 8]: {"count": i}}
+        bare.read_commit(read, writes)
+        bare.twilio_send(floor_phones[i], TEXT)
+
+    times, rpcs = _interleave(n, warmup, {"function": function, "floor": floor, "bare_floor": bare_floor})
+    result = _result("send_otp", times, rpcs, warmup, ("bare_floor",))
+    result["floor_definition"] = (
+        "functions-framework function doing one BatchGetDocuments of the 11 documents a send reads, one Commit "
+        "of the 4 it writes (guarded update or create) and one twilio SDK messages.create to Prism"
+    )
+    return result
+
+
+def login(fns: Functions, bare: RawFloor, users: seed.UserSeeder, n: int, warmup: int, pool: int = 100) -> dict:
+    from otplogin import store
+
+    users.grow_to(max(users.count, pool))
+    phc = store.client().document(f"users/{seed.user_code(0)}").get().get("password_hash")
+
+    def function(i: int) -> None:
+        body = {"email": seed.user_email(i % pool), "password": seed.PASSWORD}
+        check(*fns.post("login", body, ip=f"198.51.100.{i % 250}"), 200, "login")
+
+    def by_code(i: int) -> None:
+        body = {"code": seed.user_code(i % pool), "password": seed.PASSWORD}
+        check(*fns.post("login", body, ip=f"198.51.100.{i % 250}"), 200, "login by code")
+
+    def floor(i: int) -> None:
+        body = {"path": f"users/{seed.user_code(i % pool)}", "password": seed.PASSWORD}
+        check(*fns.post("login", body, floor=True), 200, "login floor")
+
+    def bare_floor(i: int) -> None:
+        bare.get(f"users/{seed.user_code(i % pool)}")
+        bare.argon2_verify(seed.PASSWORD, phc)
+
+    times, rpcs = _interleave(n, warmup, {"function": function, "floor": floor, "bare_floor": bare_floor,
+                                          "function_by_code": by_code})
+    result = _result("login", times, rpcs, warmup, ("bare_floor", "function_by_code"))
+    result["ratio_p50_by_code"] = ratio(result["reference"]["function_by_code"]["p50_ms"], result["floor"]["p50_ms"])
+    result["round_trips_by_code"] = _rpc_report(rpcs["function_by_code"], warmup)
+    result["floor_definition"] = (
+        "functions-framework function doing one document get and one Argon2id verification (the stored "
+        "hash's parameters: m=19 MiB, t=3, p=1); the function's main row is a login by email"
+    )
+    return result

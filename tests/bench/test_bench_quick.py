@@ -1,0 +1,94 @@
+"""`make bench` at reduced size (CI): every section is produced, and the round-trip targets hold.
+
+Timing ratios are reported by the benchmark, not asserted here (the machines are
+shared and noisy); RPC counts are deterministic, so they are asserted exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ONE_READ_ONE_COMMIT = {"BatchGetDocuments": 1, "Commit": 1}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, f"bench failed:\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    assert "Targets" in run.stdout  # the table was printed
+    return json.loads(out.read_text())
+
+
+def test_every_section_is_there(results):
+    functions = {"send_otp", "verify_otp", "login"}
+    assert results["meta"]["mode"] == "quick"
+    assert set(results["cold_start"]["import"]) == functions
+    assert set(results["cold_start"]["first_response"]) == functions
+    for c in results["cold_start"]["import"].values():
+        assert c["import_main_ms"] > 0 and c["import_floor_ms"] > 0 and c["ratio"] > 0
+    for f in results["cold_start"]["first_response"].values():
+        assert 0 < f["function"]["listen_ms"] <= f["function"]["first_response_ms"]
+    assert set(results["warm_latency"]) == functions
+    for w in results["warm_latency"].values():
+        assert w["function"]["p50_ms"] > 0 and w["floor"]["p50_ms"] > 0 and "ratio_p50" in w
+    assert set(results["scaling"]["throughput"]) == functions
+    for t in results["scaling"]["throughput"].values():
+        assert set(t["levels"]) == {"1", "8", "32"}
+        assert all(level["throughput_rps"] > 0 for level in t["levels"].values())
+    assert len(results["scaling"]["users_growth"]["sizes"]) >= 2
+    assert set(results["scaling"]["send_contention"]["levels"]) == {"1", "8", "32"}
+    assert results["memory"]["peak_pss_mib"] > results["memory"]["idle_pss_mib"] > 0
+    assert results["targets"] and all({"target", "value", "goal", "met"} <= set(t) for t in results["targets"])
+
+
+def test_verify_otp_is_one_read_and_one_commit(results):
+    warm = results["round_trips"]["warm"]["verify_otp"]
+    assert warm["firestore_rpcs_per_request"] == ONE_READ_ONE_COMMIT
+    assert warm["firestore_rpcs_per_request_all_same"]
+
+
+def test_login_uses_direct_gets_and_no_scans(results):
+    warm = results["round_trips"]["warm"]
+    assert warm["login"]["firestore_rpcs_per_request"] == {"BatchGetDocuments": 2}  # IP log + email pointer, then user
+    assert warm["login_by_code"]["firestore_rpcs_per_request"] == {"BatchGetDocuments": 1}
+    assert warm["login"]["query_scans"] == warm["login_by_code"]["query_scans"] == 0
+    growth = results["scaling"]["users_growth"]
+    assert growth["rpcs_constant"] and growth["query_scans"] == 0
+
+
+def test_no_secret_manager_calls_when_warm(results):
+    for name in ("send_otp", "verify_otp", "login", "login_by_code"):
+        warm = results["round_trips"]["warm"][name]
+        assert warm["warm_requests"] > 0
+        assert warm["secret_manager_calls"] == 0, name
+
+
+def test_every_outcome_costs_the_expected_round_trips(results):
+    expected = {
+        ("send_otp", "sent"): ({"BatchGetDocuments": 1, "Commit": 1}, 1),
+        ("verify_otp", "right code"): (ONE_READ_ONE_COMMIT, 0),
+        ("verify_otp", "wrong code"): (ONE_READ_ONE_COMMIT, 0),
+        ("verify_otp", "no active code"): ({"BatchGetDocuments": 1}, 0),
+        ("login", "by email"): ({"BatchGetDocuments": 2}, 0),
+        ("login", "by code"): ({"BatchGetDocuments": 1}, 0),
+        ("login", "wrong password"): ({"BatchGetDocuments": 3, "Commit": 1}, 0),
+        ("login", "unknown user"): ({"BatchGetDocuments": 2, "Commit": 1}, 0),
+    }
+    got = {(o["function"], o["outcome"]): (o["firestore"], o["twilio_http"]) for o in results["round_trips"]["outcomes"]}
+    assert got == expected
+    assert all(o["secret_manager"] == 0 and o["query_scans"] == 0 for o in results["round_trips"]["outcomes"])
+
+
+def test_login_peak_memory_fits_the_terraform_memory(results):
+    memory = results["memory"]
+    assert memory["peak_pss_mib"] <= memory["memory_mib"], memory
