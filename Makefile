@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 FUNCTIONS := send_otp verify_otp login
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-fast run outbox build bench tf-fmt tf-check tf-schema actionlint clean
+.PHONY: help install lint test test-fast prove run outbox build bench tf-fmt tf-check tf-schema actionlint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,13 @@ install: $(VENV)/.installed $(CHECKOV) ## Create the venvs, install Python and n
 lint: install ## ruff on the library, functions, tools and tests
 	$(VENV)/bin/ruff check shared functions tools tests bench client web
 
-test: install ## The whole offline suite: unit, emulator, contract, process and Terraform checks
-	$(PYTEST) tests -q
+PROVE_SIZE ?= full
+
+test: install ## The whole offline suite: unit, emulator, contract, process, browser, Terraform checks, small proofs
+	$(PYTEST) tests -q -m "not prove"
+
+prove: install ## Long proofs (brute force, SMS pumping, state machine, fuzzing, faults, load, leaks); PROVE_SIZE=ci reduced
+	PROVE_SIZE=$(PROVE_SIZE) $(PYTEST) tests/prove -m prove -q
 
 test-fast: install ## Unit tests only (no emulators)
 	$(PYTEST) tests/unit -q

@@ -85,7 +85,9 @@ def handle(
             # The cause (which secret, which dependency) goes to the logs; the body stays generic.
             logging.getLogger("otplogin").error("answered %s %s: %s", exc.status, exc.code, exc)
             if isinstance(exc, SecretUnavailable):  # the secret-load alert's signal (docs/runbook.md)
-                log.event("secret_load_failed", str(exc), severity=logging.ERROR, secret=exc.secret_id, reason=exc.reason)
+                log.event(
+                    "secret_load_failed", str(exc), severity=logging.ERROR, secret=exc.secret_id, reason=exc.reason
+                )
             exc = type(exc)() if type(exc) is not SecretUnavailable else Unavailable()
         return _render_error(exc, allowed_origin)
     except Exception:
@@ -136,13 +138,22 @@ def string_field(body: Mapping[str, Any], name: str, *, max_length: int, require
         if required:
             raise InvalidRequest(f"{name} is required.", field=name)
         return None
-    if not isinstance(value, str) or "\x00" in value:
+    if not isinstance(value, str) or "\x00" in value or not _is_utf8(value):
         raise InvalidRequest(f"{name} must be a string.", field=name)
     if not value.strip() and required:
         raise InvalidRequest(f"{name} is required.", field=name)
     if len(value) > max_length:
         raise InvalidRequest(f"{name} is too long.", field=name)
     return value
+
+
+def _is_utf8(value: str) -> bool:
+    """JSON's `\\ud800` escapes decode to lone surrogates that no UTF-8 client library can send on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def client_ip(request: flask.Request) -> str:

@@ -143,7 +143,8 @@ def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None
     checks["secrets"] = secret_store().check(secret_ids)
     for secret_id, reason in checks["secrets"].items():  # the secret-load alert's signal, even without traffic
         if reason != "ok":
-            log.event("secret_load_failed", f"secret {secret_id!r} unavailable: {reason}", severity=logging.ERROR, secret=secret_id, reason=reason)
+            message = f"secret {secret_id!r} unavailable: {reason}"
+            log.event("secret_load_failed", message, severity=logging.ERROR, secret=secret_id, reason=reason)
     for name, check in (extra or {}).items():
         checks[name] = check()
     ok = checks["firestore"] == "ok" and all(v == "ok" for v in checks["secrets"].values())

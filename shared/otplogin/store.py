@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
 
 from otplogin import log
 from otplogin.config import settings
@@ -41,6 +42,15 @@ UNAVAILABLE_ERRORS = (
     gexc.Unknown,
 )
 _CONFLICT_ERRORS = (gexc.FailedPrecondition, gexc.Conflict, gexc.Aborted)
+
+# The client's default retry keeps a call going for up to a minute while the channel's
+# reconnect backoff grows: an outage must become a 503 within seconds, not hold a
+# request thread for minutes. Reads retry briefly; commits never (a commit whose answer
+# was lost is decided again through its preconditions instead).
+CALL_TIMEOUT = 5.0
+READ_RETRY = gretry.Retry(
+    initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT, predicate=gretry.if_transient_error
+)
 
 
 def client() -> Any:
@@ -80,14 +90,14 @@ def atomic_update(
     decide: Callable[[Mapping[str, dict | None]], Plan[T]],
     *,
     max_attempts: int = 8,
-    timeout: float = 10.0,
+    timeout: float = CALL_TIMEOUT,
 ) -> T:
     """Read `paths`, call `decide(current)`, commit its writes atomically or retry."""
     db = client()
     refs = {path: db.document(path) for path in paths}
     for attempt in range(max_attempts):
         try:
-            snapshots = {s.reference.path: s for s in db.get_all(list(refs.values()), timeout=timeout)}
+            snapshots = {s.reference.path: s for s in db.get_all(list(refs.values()), retry=READ_RETRY, timeout=timeout)}
             current = {p: (snapshots[p].to_dict() if snapshots[p].exists else None) for p in paths}
             plan = decide(current)
             if plan.writes:
@@ -104,7 +114,7 @@ def atomic_update(
                         batch.delete(ref, option=option)
                     else:
                         batch.update(ref, data, option=option)
-                batch.commit(timeout=timeout)
+                batch.commit(retry=None, timeout=timeout)
         except _CONFLICT_ERRORS:
             # Someone else wrote first: decide again on fresh data, after a short jittered pause.
             time.sleep(random.uniform(0, 0.01 * (2**attempt)))  # noqa: S311 (retry jitter)
@@ -121,7 +131,7 @@ def get_many(paths: list[str]) -> dict[str, dict | None]:
     """The current contents of `paths` (None where absent), read in one round trip."""
     db = client()
     try:
-        snapshots = {s.reference.path: s for s in db.get_all([db.document(p) for p in paths])}
+        snapshots = {s.reference.path: s for s in db.get_all([db.document(p) for p in paths], retry=READ_RETRY, timeout=CALL_TIMEOUT)}
     except UNAVAILABLE_ERRORS as exc:
         raise _unavailable(exc) from exc
     return {p: (snapshots[p].to_dict() if snapshots[p].exists else None) for p in paths}
@@ -137,7 +147,7 @@ def _unavailable(exc: Exception) -> Unavailable:
 def ping(timeout: float = 3.0) -> str:
     """Health: one cheap read. Returns "ok" or a short reason."""
     try:
-        client().document("health/ping").get(timeout=timeout)
+        client().document("health/ping").get(retry=None, timeout=timeout)
         return "ok"
     except UNAVAILABLE_ERRORS:
         return "unreachable"

@@ -33,7 +33,8 @@ class UserExists(Exception):
 
 def normalize_email(email: str) -> str:
     email = email.strip().lower()
-    if not EMAIL_PATTERN.match(email):
+    # `__x__` is reserved for Firestore document ids; no real mailbox looks like that.
+    if not EMAIL_PATTERN.match(email) or (email.startswith("__") and email.endswith("__")):
         raise InvalidRequest("email is not a valid address.", field="email")
     return email
 
@@ -72,13 +73,13 @@ class User:
 
 
 def get_by_code(code: str) -> User | None:
-    snap = store.client().document(f"{USERS}/{code}").get()
-    return User(code, snap.to_dict()) if snap.exists else None
+    doc = store.get_many([f"{USERS}/{code}"])[f"{USERS}/{code}"]
+    return User(code, doc) if doc is not None else None
 
 
 def get_by_email(email: str) -> User | None:
-    pointer = store.client().document(f"{EMAILS}/{email}").get()
-    return get_by_code(pointer.get("code")) if pointer.exists else None
+    pointer = store.get_many([f"{EMAILS}/{email}"])[f"{EMAILS}/{email}"]
+    return get_by_code(pointer["code"]) if pointer is not None else None
 
 
 def lookup_path(*, email: str | None, code: str | None) -> str:
@@ -188,12 +189,19 @@ def canary_status(keyring: Keyring | None) -> str:
     """"ok", or what is wrong, for the health check. Never key material."""
     if keyring is None:
         return "keyring_unavailable"
-    snap = store.client().document(CANARY_PATH).get()
-    if not snap.exists:
+    doc = store.get_many([CANARY_PATH])[CANARY_PATH]
+    if doc is None:
         return "canary_missing"
     try:
-        keyring.check_canary(snap.get("value"))
+        keyring.check_canary(doc.get("value"))
     except UndecryptableError as exc:
-        log.event("encryption_key_mismatch", f"pii-keyring cannot decrypt the canary: {exc.detail}", severity=logging.ERROR, kid=exc.kid, kid_present=exc.kid_present, primary_kid=keyring.primary_kid)
+        log.event(
+            "encryption_key_mismatch",
+            f"pii-keyring cannot decrypt the canary: {exc.detail}",
+            severity=logging.ERROR,
+            kid=exc.kid,
+            kid_present=exc.kid_present,
+            primary_kid=keyring.primary_kid,
+        )
         return "encryption_key_mismatch"
     return "ok"

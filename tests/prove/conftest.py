@@ -1,0 +1,144 @@
+"""The proof suite: abuse, faults, fuzzing, load and leaks (docs/proof.md).
+
+Tests marked `prove` are the long runs of `make prove` (`-m prove`, size from
+`PROVE_SIZE`: `full` by default, `ci` reduced). They run only when the `-m`
+expression names `prove`, so a plain `pytest tests` stays fast. Unmarked tests
+here are small versions of the same proofs and run in `make test`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from otplogin import runtime
+from otplogin.errors import DeliveryError
+from tests.prove import figures as figures_mod
+from tests.prove.sizes import FAST, prove_size
+
+PROVE = "prove"
+_session: dict = {"started": time.time(), "prove_ran": False}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "prove: a long proof of `make prove` (abuse, faults, fuzzing, load); select with -m prove"
+    )
+
+
+def _prove_selected(config: pytest.Config) -> bool:
+    return PROVE in (config.getoption("markexpr", "") or "") and "not prove" not in config.getoption("markexpr", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _prove_selected(config):
+        return
+    skip = pytest.mark.skip(reason="long proof: run with `make prove` (pytest -m prove)")
+    for item in items:
+        if item.get_closest_marker(PROVE) is not None:
+            item.add_marker(skip)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _session["started"] = time.time()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _session["prove_ran"]:
+        return
+    figures_mod.record_meta(figures_mod.PROOF_JSON, prove_size().name, _session["started"], time.time())
+    try:
+        from tests.prove import report
+
+        report.write(figures_mod.PROOF_JSON, report.DEFAULT_OUT)
+    except Exception as exc:  # the run's verdict stands; the report can be rendered again by hand
+        print(f"\ncould not render docs/proof.md: {type(exc).__name__}: {exc}")
+
+
+def is_prove(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker(PROVE) is not None
+
+
+@pytest.fixture
+def size(request):
+    """The size this test runs at: PROVE_SIZE for `prove` tests, `fast` otherwise."""
+    if is_prove(request):
+        if not _session["prove_ran"]:
+            _session["prove_ran"] = True
+            figures_mod.record_meta(figures_mod.PROOF_JSON, prove_size().name, _session["started"])
+        return prove_size()
+    return FAST
+
+
+@pytest.fixture
+def figures(request, size):
+    """`figures(section, data)`: keep this test's figures (proof.json for prove runs, fast.json otherwise)."""
+    path = figures_mod.PROOF_JSON if is_prove(request) else figures_mod.FAST_JSON
+
+    def record(section: str, data: dict) -> None:
+        figures_mod.record(section, data, path=path, size=size.name)
+
+    return record
+
+
+# ---------------------------------------------------------------- small fakes
+
+
+class Clock:
+    """An injected clock (OtpService(clock=...)): time moves only when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Outbox:
+    """A recording SmsSender; `fail` makes it raise DeliveryError like a refusing provider."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []
+        self.fail = False
+
+    def send(self, to: str, body: str, channel: str) -> None:
+        if self.fail:
+            raise DeliveryError("provider answered 500")
+        self.messages.append((to, body, channel))
+
+    def codes_for(self, phone: str) -> list[str]:
+        return [code_in(body) for to, body, _ in self.messages if to == phone]
+
+
+def code_in(body: str) -> str:
+    match = re.search(r"\b(\d{6,10})\b", body)
+    assert match, "no code in the message"
+    return match.group(1)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def outbox():
+    return Outbox()
+
+
+@pytest.fixture
+def twilio_env(stack):
+    """The stack with send_otp's provider switched to Twilio (for fixtures that set TWILIO_API_BASE)."""
+    return stack | {"SMS_PROVIDER": "twilio"}
+
+
+@pytest.fixture
+def reset_runtime():
+    runtime.reset()
+    yield
+    runtime.reset()
