@@ -6,6 +6,7 @@ error shape, status codes, `Retry-After`, CORS headers — is decided here, once
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -81,6 +82,8 @@ def handle(
         status, payload = post(body, Context(client_ip=client_ip(request), path=request.path))
         return _json(status, payload, allowed_origin)
     except ApiError as exc:
+        if isinstance(exc, PayloadTooLarge):
+            return _refuse_body(request, _render_error(exc, allowed_origin))
         if exc.status >= 500:
             # The cause (which secret, which dependency) goes to the logs; the body stays generic.
             logging.getLogger("otplogin").error("answered %s %s: %s", exc.status, exc.code, exc)
@@ -114,6 +117,20 @@ def parse_json_body(request: flask.Request, max_bytes: int) -> dict[str, Any]:
     if _depth(body) > MAX_JSON_DEPTH:
         raise InvalidRequest("The body is nested too deeply.")
     return body
+
+
+def _refuse_body(request: flask.Request, response: flask.Response) -> flask.Response:
+    """Answer 413 without reading the body the client declared.
+
+    functions-framework reads the whole declared body after every answer (its
+    `read_request` hook): a `Content-Length` larger than what is sent would hold a
+    worker thread until the client gives up. The body is swapped for an empty one
+    and the connection closed, so the unread bytes are never waited for."""
+    request.environ["wsgi.input"] = io.BytesIO()
+    request.environ["CONTENT_LENGTH"] = "0"
+    request.__dict__.pop("stream", None)  # a cached stream would still point at the socket
+    response.headers["Connection"] = "close"
+    return response
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

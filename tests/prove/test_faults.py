@@ -245,15 +245,22 @@ def test_firestore_outage_mid_run_and_recovery(own_firestore, tmp_path, figures)
 
 
 @pytest.mark.prove
-def test_firestore_outage_answers_503_in_bounded_time(own_firestore):
+def test_firestore_outage_answers_503_in_bounded_time(own_firestore, figures):
     send, verify = own_firestore["send"], own_firestore["verify"]
     assert timed_post(send.url, {"phone": phone(1)})[0] == 202
     stop_and_wait_closed(own_firestore["emulator"])
-    for url, body in ((verify.url, {"phone": phone(1), "code": "123456"}), (send.url, {"phone": phone(2)})):
+    seconds = {}
+    for name, url, body in (("verify_otp", verify.url, {"phone": phone(1), "code": "123456"}),
+                            ("send_otp", send.url, {"phone": phone(2)})):
         status, data, elapsed = timed_post(url, body, timeout=30)
         assert status == 503 and data["error"]["code"] == "unavailable"
+        seconds[name] = round(elapsed, 2)
+    started = time.monotonic()
     health = requests.get(f"{verify.url}/healthz", timeout=30)
+    seconds["health"] = round(time.monotonic() - started, 2)
     assert health.status_code == 503 and health.json()["checks"]["firestore"] != "ok"
+    figures("faults_firestore_down", {"answer": "503 unavailable", "seconds": seconds})
+    assert max(seconds.values()) < 15, seconds
 
 
 # ------------------------------------------------------------ Secret Manager

@@ -7,8 +7,8 @@ module path, no client-library name). `make test` runs them in-process;
 the `prove` run sends them to real processes over loopback HTTP, plus what
 only a real server sees (chunked bodies, a lying Content-Length).
 
-Cases that currently answer 500 are listed separately as strict xfails: each
-names the bug for the lead to fix.
+Cases that once answered 500 (FORMER_500) are kept as regression cases, each
+naming the finding in docs/proof.md that it proved.
 """
 
 from __future__ import annotations
@@ -302,7 +302,6 @@ def test_nasty_inputs_over_http(processes, figures):
     summary = summarize(results)
     summary["cases"] += extra
     summary["http_only_cases"] = ["chunked 4 MB body", "junk X-Forwarded-For", "8 KB trace header"]
-    summary["known_hangs_as_xfail"] = ["a Content-Length larger than the body sent (test_lying_content_length_...)"]
     figures("nasty_inputs_over_http", summary)
     for proc in processes.values():
         log = proc.log_path.read_text(errors="replace")
@@ -310,10 +309,6 @@ def test_nasty_inputs_over_http(processes, figures):
 
 
 @pytest.mark.prove
-@pytest.mark.xfail(strict=True, reason="BUG: functions-framework's after_request hook (read_request) reads the whole "
-                                       "declared body before any answer, even after our 413: a Content-Length larger "
-                                       "than what is sent holds a worker thread until the client gives up, and a "
-                                       "truthful huge body is read into memory first (see docs/proof.md)")
 def test_lying_content_length_is_refused_without_waiting_for_the_body(processes):
     """Claims 50 GB (and then 9000 bytes), sends 2: the 413 must come from the header alone, at once."""
     for claimed in ("50000000000", "9000"):
