@@ -6,7 +6,6 @@ Twilio contract is exercised in test_twilio_contract.py and the e2e tests).
 
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,37 +14,15 @@ from otplogin import runtime, store
 from otplogin.config import Settings
 from otplogin.errors import (
     CodeExpired,
-    DeliveryError,
     InvalidCode,
     RateLimited,
     SmsDeliveryFailed,
     TooManyAttempts,
 )
 from otplogin.otp import OtpService
+from tests.support.fakes import Clock, Outbox
 
 PHONE = "+243812345678"
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, str]] = []
-        self.fail = False
-
-    def send(self, to: str, body: str, channel: str) -> None:
-        if self.fail:
-            raise DeliveryError("provider answered 500")
-        self.messages.append((to, body, channel))
-
-    def last_code(self) -> str:
-        return re.search(r"\b(\d{6})\b", self.messages[-1][1]).group(1)
 
 
 @pytest.fixture

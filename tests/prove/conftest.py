@@ -8,15 +8,14 @@ here are small versions of the same proofs and run in `make test`.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
 
 from otplogin import runtime
-from otplogin.errors import DeliveryError
 from tests.prove import figures as figures_mod
 from tests.prove.sizes import FAST, prove_size
+from tests.support.fakes import Clock, Outbox, code_in  # noqa: F401 (re-exported to the prove tests)
 
 PROVE = "prove"
 _session: dict = {"started": time.time(), "prove_ran": False}
@@ -83,42 +82,7 @@ def figures(request, size):
     return record
 
 
-# ---------------------------------------------------------------- small fakes
-
-
-class Clock:
-    """An injected clock (OtpService(clock=...)): time moves only when a test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Outbox:
-    """A recording SmsSender; `fail` makes it raise DeliveryError like a refusing provider."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, str]] = []
-        self.fail = False
-
-    def send(self, to: str, body: str, channel: str) -> None:
-        if self.fail:
-            raise DeliveryError("provider answered 500")
-        self.messages.append((to, body, channel))
-
-    def codes_for(self, phone: str) -> list[str]:
-        return [code_in(body) for to, body, _ in self.messages if to == phone]
-
-
-def code_in(body: str) -> str:
-    match = re.search(r"\b(\d{6,10})\b", body)
-    assert match, "no code in the message"
-    return match.group(1)
+# The small fakes live in tests/support/fakes.py (shared with tests/integration).
 
 
 @pytest.fixture

@@ -1,0 +1,45 @@
+"""Small fakes for boundaries the library injects: the clock and the SMS provider."""
+
+from __future__ import annotations
+
+import re
+
+from otplogin.errors import DeliveryError
+
+
+class Clock:
+    """An injected clock (OtpService(clock=...)): time moves only when a test says so."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Outbox:
+    """A recording SmsSender; `fail` makes it raise DeliveryError like a refusing provider."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []
+        self.fail = False
+
+    def send(self, to: str, body: str, channel: str) -> None:
+        if self.fail:
+            raise DeliveryError("provider answered 500")
+        self.messages.append((to, body, channel))
+
+    def codes_for(self, phone: str) -> list[str]:
+        return [code_in(body) for to, body, _ in self.messages if to == phone]
+
+    def last_code(self) -> str:
+        return code_in(self.messages[-1][1])
+
+
+def code_in(body: str) -> str:
+    match = re.search(r"\b(\d{6,10})\b", body)
+    assert match, "no code in the message"
+    return match.group(1)
