@@ -170,7 +170,8 @@ def sender_from_secrets(get_secret: Callable[[str], str], api_base: str | None) 
             raise SecretUnavailable(secret_id, "empty")
         values[secret_id] = value
     if not _ACCOUNT_SID.match(values[SECRET_ACCOUNT_SID]):
-        raise SecretUnavailable(SECRET_ACCOUNT_SID, "not an account SID (AC followed by 32 hex digits)")
+        malformed = "not an account SID (AC followed by 32 hex digits)"
+        raise SecretUnavailable(SECRET_ACCOUNT_SID, malformed)
     return TwilioSender(
         values[SECRET_ACCOUNT_SID],
         values[SECRET_AUTH_TOKEN],
