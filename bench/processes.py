@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,18 +119,8 @@ class Instance:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        if proc is not None:
+            stop_group(proc, grace=10)
 
     def __enter__(self) -> Instance:
         return self

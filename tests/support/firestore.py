@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import urllib.request
 
 from tests.support.ports import free_port, wait_http
+from tests.support.processes import stop_group
 
 
 class FirestoreEmulator:
@@ -39,12 +38,5 @@ class FirestoreEmulator:
         except OSError:
             pass
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            stop_group(self.proc, grace=10)
             self.proc = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.support.ports import free_port, wait_http
+from tests.support.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,14 +38,7 @@ class FunctionProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            stop_group(self.proc, grace=10)
             self.proc = None
 
     def restart(self) -> FunctionProcess:

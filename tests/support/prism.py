@@ -40,7 +40,6 @@ import atexit
 import http.client
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
@@ -54,6 +53,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs
 
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 
 __all__ = [
     "PRISM_BIN",
@@ -180,7 +180,7 @@ class PrismMock:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            _stop_group(proc)
+            stop_group(proc)
         if self._log_path is not None:
             self._final_log = self.logs()
             self._log_path.unlink(missing_ok=True)
@@ -195,24 +195,6 @@ class PrismMock:
 
 class _PortTaken(Exception):
     pass
-
-
-def _stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # The leader may be gone while others in its group live on.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # --- small stdlib servers ------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any, Self
 
 from otplogin.secrets import EMULATOR_ENV, PROJECT_ENV, make_client
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER = REPO_ROOT / "tools" / "local_secret_manager.py"
@@ -103,16 +103,7 @@ class LocalSecretManager:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc)
         self.returncode = proc.poll()
         if proc.stdout:
             proc.stdout.close()
