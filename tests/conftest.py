@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from otplogin import runtime
+from tests.support.fakes import Clock, Outbox
 from tests.support.firestore import FirestoreEmulator
 from tests.support.secret_manager import LocalSecretManager
-
-PROJECT = "demo-otp"
+from tests.support.stack import PROJECT, local_env
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +40,7 @@ def prism():
 @pytest.fixture
 def stack_env(firestore_emulator, secret_manager) -> dict[str, str]:
     """Environment for a function (in-process or a child process) on the local stack."""
-    return {
-        "GOOGLE_CLOUD_PROJECT": PROJECT,
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host,
-        "SMS_PROVIDER": "dev_outbox",
-        "OTP_ALLOWED_COUNTRIES": "CD,MA",
-    }
+    return local_env(firestore_emulator, secret_manager)
 
 
 @pytest.fixture
@@ -58,3 +52,15 @@ def stack(stack_env, firestore_emulator, monkeypatch):
     runtime.reset()
     yield stack_env
     runtime.reset()
+
+
+@pytest.fixture
+def clock():
+    """An injected clock for OtpService and SignIn (tests/support/fakes.py)."""
+    return Clock()
+
+
+@pytest.fixture
+def outbox():
+    """A recording SMS provider (tests/support/fakes.py)."""
+    return Outbox()

@@ -29,6 +29,7 @@ from otplogin import passwords, runtime, store, users
 from tests.support.apps import outbox_codes
 from tests.support.functions import FunctionProcess
 from tests.support.ports import free_port
+from tests.support.stack import local_env
 from web.devserver import DemoSite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -122,12 +123,7 @@ def browser_stack(browser_tools, firestore_emulator, secret_manager, tmp_path_fa
     firestore_emulator.clear()
     logs = tmp_path_factory.mktemp("browser-function-logs")
     allowed_port, other_port = free_port(), free_port()
-    env = {
-        "GOOGLE_CLOUD_PROJECT": "demo-otp",
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host,
-        "SMS_PROVIDER": "dev_outbox",
-        "OTP_ALLOWED_COUNTRIES": "CD,MA",
+    env = local_env(firestore_emulator, secret_manager) | {
         "CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{allowed_port}",  # not other_port
     }
     started: list = []

@@ -17,6 +17,7 @@ from tests.support.apps import outbox_codes
 from tests.support.functions import FunctionProcess
 from tests.support.ports import free_port
 from tests.support.secret_manager import LocalSecretManager
+from tests.support.stack import local_env
 
 PHONE = "+243812345678"
 PASSWORD = "correct horse battery staple"
@@ -26,13 +27,7 @@ PASSWORD = "correct horse battery staple"
 def functions(firestore_emulator, secret_manager, tmp_path_factory) -> Iterator[dict[str, FunctionProcess]]:
     """The three functions, started once for the module (each test still gets a clean database)."""
     logs = tmp_path_factory.mktemp("client-function-logs")
-    env = {
-        "GOOGLE_CLOUD_PROJECT": "demo-otp",
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host,
-        "SMS_PROVIDER": "dev_outbox",
-        "OTP_ALLOWED_COUNTRIES": "CD,MA",
-    }
+    env = local_env(firestore_emulator, secret_manager)
     procs = {name: FunctionProcess(name, env, log_path=logs / f"{name}.log") for name in ("send_otp", "verify_otp", "login")}
     threads = [threading.Thread(target=proc.start) for proc in procs.values()]
     for thread in threads:

@@ -20,19 +20,8 @@ from otplogin.errors import (
     TooManyAttempts,
 )
 from otplogin.otp import OtpService
-from tests.support.fakes import Clock, Outbox
 
 PHONE = "+243812345678"
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def outbox():
-    return Outbox()
 
 
 def make_service(clock, outbox, **overrides) -> OtpService:

@@ -86,16 +86,6 @@ def figures(request, size):
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def outbox():
-    return Outbox()
-
-
-@pytest.fixture
 def twilio_env(stack):
     """The stack with send_otp's provider switched to Twilio (for fixtures that set TWILIO_API_BASE)."""
     return stack | {"SMS_PROVIDER": "twilio"}

@@ -26,6 +26,7 @@ from tests.support.firestore import FirestoreEmulator
 from tests.support.functions import FunctionProcess
 from tests.support.prism import FaultyTwilio, RecordingProxy
 from tests.support.secret_manager import LocalSecretManager
+from tests.support.stack import local_env
 
 PHONE = "+243812345678"
 
@@ -175,9 +176,7 @@ def own_firestore(secret_manager, prism, tmp_path):
     """A dedicated emulator (not the session one), two function processes on it, Twilio via Prism."""
     state: dict = {"emulator": FirestoreEmulator(project="demo-otp").start(), "procs": []}
     proxy = RecordingProxy(prism.base_url).start()
-    env = {"GOOGLE_CLOUD_PROJECT": "demo-otp", "FIRESTORE_EMULATOR_HOST": state["emulator"].host,
-           "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host, "SMS_PROVIDER": "twilio",
-           "TWILIO_API_BASE": proxy.base_url}
+    env = local_env(state["emulator"], secret_manager) | {"SMS_PROVIDER": "twilio", "TWILIO_API_BASE": proxy.base_url}
     try:
         state["send"] = FunctionProcess("send_otp", env, log_path=tmp_path / "send.log").start()
         state["verify"] = FunctionProcess("verify_otp", env, log_path=tmp_path / "verify.log").start()

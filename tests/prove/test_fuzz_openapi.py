@@ -192,13 +192,9 @@ def test_fuzz_in_process_figures(stats_sink, size, figures):
 @pytest.fixture(scope="module")
 def function_processes(firestore_emulator, secret_manager, tmp_path_factory):
     from tests.support.functions import FunctionProcess
+    from tests.support.stack import local_env
 
-    env = {
-        "GOOGLE_CLOUD_PROJECT": "demo-otp",
-        "FIRESTORE_EMULATOR_HOST": firestore_emulator.host,
-        "SECRET_MANAGER_EMULATOR_HOST": secret_manager.host,
-        "SMS_PROVIDER": "dev_outbox",
-    }
+    env = local_env(firestore_emulator, secret_manager)
     logs = tmp_path_factory.mktemp("fuzz-logs")
     procs = {name: FunctionProcess(name, env, log_path=logs / f"{name}.log").start() for name in FUNCTIONS}
     yield {name: p.url for name, p in procs.items()}
