@@ -10,13 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from otplogin import log, store
 from otplogin.config import settings
 from otplogin.errors import SecretUnavailable
 from otplogin.otp import OtpService
 from otplogin.sms import SmsSender
+
+if TYPE_CHECKING:  # annotations only: these modules load on first use, not at import
+    from otplogin.keyring import Keyring
+    from otplogin.secrets import SecretStore
+    from otplogin.signin import SignIn
+    from otplogin.tokens import TokenSigner
+
+T = TypeVar("T")
 
 # Secret Manager secret ids (names, never values).
 OTP_PEPPER = "otp-pepper"
@@ -29,11 +37,11 @@ _lock = threading.Lock()
 _built: dict[str, tuple[Any, Any]] = {}
 
 
-def _memo(name: str, key: Any, build: Callable[[], Any]) -> Any:
+def _memo(name: str, key: object, build: Callable[[], T]) -> T:
     """Keep one `name` per distinct `key` (a secret's value): rebuilt on rotation."""
     cached = _built.get(name)
     if cached is not None and cached[0] == key:
-        return cached[1]
+        return cast(T, cached[1])
     with _lock:
         value = build()
         _built[name] = (key, value)
@@ -49,17 +57,60 @@ def reset() -> None:
     store.reset_client()
 
 
-_secret_store = None
+_secret_store: SecretStore | None = None
 
 
-def secret_store():  # -> otplogin.secrets.SecretStore
+# Each secret is parsed when it is fetched (requests and health alike): a value that does not
+# parse is "malformed", never served, and never replaces the last good value in the cache.
+def _check_pepper(text: str) -> None:
+    if len(text) < 32:
+        raise ValueError("shorter than 32 characters (expected >= 32 random bytes, URL-safe base64)")
+
+
+def _check_signing_keys(text: str) -> None:
+    from otplogin.tokens import SigningKeyError, TokenSigner
+
+    try:
+        TokenSigner.from_secret(text, issuer="-", audience="-")
+    except SigningKeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_keyring(text: str) -> None:
+    from otplogin.keyring import Keyring, KeyringError
+
+    try:
+        Keyring.from_secret(text)
+    except KeyringError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_account_sid(text: str) -> None:
+    from otplogin.sms.twilio import ACCOUNT_SID_PATTERN
+
+    if not ACCOUNT_SID_PATTERN.match(text.strip()):
+        raise ValueError("not an account SID (AC followed by 32 hex digits)")
+
+
+SECRET_FORMATS: dict[str, Callable[[str], None]] = {
+    OTP_PEPPER: _check_pepper,
+    JWT_SIGNING_KEYS: _check_signing_keys,
+    PII_KEYRING: _check_keyring,
+    TWILIO_SECRETS[0]: _check_account_sid,
+}
+
+
+def secret_store() -> SecretStore:
     global _secret_store
     if _secret_store is None:
         from otplogin.secrets import SecretStore
 
         cfg = settings()
         _secret_store = SecretStore(
-            cfg.project, refresh_seconds=cfg.secrets_refresh_seconds, emulator_host=cfg.secret_manager_emulator
+            cfg.project,
+            refresh_seconds=cfg.secrets_refresh_seconds,
+            emulator_host=cfg.secret_manager_emulator,
+            validators=SECRET_FORMATS,
         )
     return _secret_store
 
@@ -84,25 +135,31 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def _signer(name: str, audience: str, ttl_seconds: int):  # -> otplogin.tokens.TokenSigner
-    from otplogin.tokens import TokenSigner
+def _signer(name: str, audience: str, ttl_seconds: int) -> TokenSigner:
+    from otplogin.tokens import SigningKeyError, TokenSigner
 
     cfg = settings()
     text = secret(JWT_SIGNING_KEYS)
-    return _memo(
-        name,
-        text,
-        lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
-    )
+    try:
+        return _memo(
+            name,
+            text,
+            lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
+        )
+    except SigningKeyError as exc:  # the store already parses it; this only guards a key error from becoming a 500
+        raise SecretUnavailable(JWT_SIGNING_KEYS, f"malformed: {exc}") from None
 
 
-def token_signer():  # -> otplogin.tokens.TokenSigner
-    """Signs access tokens (verify_otp and login)."""
+def token_signer() -> TokenSigner:
+    """Signs access tokens (verify_otp and login).
+
+    Handlers build it before consuming a code or sending a text, so a key problem answers
+    503 `unavailable` while the code is still usable."""
     cfg = settings()
     return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
 
 
-def mfa_signer():  # -> otplogin.tokens.TokenSigner
+def mfa_signer() -> TokenSigner:
     """Signs the short-lived token that links a password step to its second factor.
 
     Its own audience, so it can never be used as an access token."""
@@ -110,7 +167,7 @@ def mfa_signer():  # -> otplogin.tokens.TokenSigner
     return _signer("mfa_signer", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds)
 
 
-def pii_keyring():  # -> otplogin.keyring.Keyring | None
+def pii_keyring() -> Keyring | None:
     """The PII keyring, or None when its secret is unavailable or malformed (logged as an ERROR).
 
     None, not an exception: a login must succeed without PII rather than fail."""
@@ -124,7 +181,7 @@ def pii_keyring():  # -> otplogin.keyring.Keyring | None
         return None
 
 
-def signin():  # -> otplogin.signin.SignIn
+def signin() -> SignIn:
     from otplogin.signin import SignIn
 
     return _memo("signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service))
