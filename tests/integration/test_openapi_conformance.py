@@ -184,6 +184,27 @@ def test_send_delivery_failure_is_502(stack, monkeypatch):
     conforms("send_otp", app_client("send_otp").post("/", json={"phone": PHONE}), 502, "sms_delivery_failed")
 
 
+def test_send_unconfirmed_delivery_is_502_with_retry_after(stack, monkeypatch):
+    from tests.support.prism import FaultyTwilio
+
+    with FaultyTwilio("500") as faulty:  # a 5xx may follow a delivered text: the cooldown stays
+        monkeypatch.setenv("SMS_PROVIDER", "twilio")
+        monkeypatch.setenv("TWILIO_API_BASE", faulty.base_url)
+        stack_reset()
+        r = app_client("send_otp").post("/", json={"phone": PHONE})
+        error = conforms("send_otp", r, 502, "sms_delivery_failed")["error"]
+        assert error["retry_after"] == int(r.headers["Retry-After"]) == 60
+
+
+def test_firestore_refusal_is_503_with_retry_after(send, verify, faulty_firestore):
+    from google.api_core import exceptions as gexc
+
+    faulty_firestore.fail("get_all", gexc.ResourceExhausted("quota"), times=2)
+    for function, client, body in (("send_otp", send, {"phone": PHONE}), ("verify_otp", verify, MINIMAL_BODIES["verify_otp"])):
+        r = client.post("/", json=body)
+        assert conforms(function, r, 503, "unavailable")["error"]["retry_after"] == int(r.headers["Retry-After"])
+
+
 def test_send_internal_error_is_500_without_detail(send, monkeypatch):
     from otplogin import phone
 

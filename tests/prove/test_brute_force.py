@@ -88,7 +88,7 @@ def attack(service, clock, outbox, *, hours: int, max_ops: int, deadline: Deadli
                 guess = f"{rng.randrange(10**n):0{n}d}"
             guessed.add(guess)
             try:
-                service.verify(PHONE, guess)
+                service.verify(PHONE, guess, f"198.19.{ops // 250 % 250}.{ops % 250 + 1}")
             except InvalidCode:
                 guess_times.append(clock.now)
                 continue
@@ -99,7 +99,7 @@ def attack(service, clock, outbox, *, hours: int, max_ops: int, deadline: Deadli
                 if outbox.messages and outbox.messages[-1][0] == PHONE:
                     probes += 1
                     with pytest.raises(TooManyAttempts):
-                        service.verify(PHONE, outbox.codes_for(PHONE)[-1])
+                        service.verify(PHONE, outbox.codes_for(PHONE)[-1], "198.19.255.1")
                     ops += 1
                 break
             except CodeExpired:
@@ -191,7 +191,7 @@ def test_parallel_guessing_never_exceeds_the_hourly_budget(stack, clock, outbox,
         seen = []
         for _ in range(per_thread):
             try:
-                service.verify(PHONE, f"{rng.randrange(10**6):06d}")
+                service.verify(PHONE, f"{rng.randrange(10**6):06d}", f"198.20.{seed % 250}.{len(seen) + 1}")
                 seen.append("success")
             except InvalidCode:
                 seen.append("invalid_code")
