@@ -23,6 +23,7 @@ import random
 import time
 from collections import Counter, defaultdict
 
+import aiohttp
 import pytest
 
 from otplogin import passwords, runtime, users
@@ -30,8 +31,6 @@ from tests.prove.conftest import code_in
 from tests.prove.helpers import percentile
 from tests.support.functions import FunctionProcess
 from tests.support.prism import RecordingProxy
-
-aiohttp = pytest.importorskip("aiohttp")
 
 PASSWORD = "correct horse battery staple"
 
