@@ -39,10 +39,10 @@ def test_ruff_with_security_rules_is_clean(figures):
     assert '"S"' in config, "ruff.toml must select bandit's security rules (S)"
     findings = ruff_findings()
     security = [f for f in findings if f["code"] and f["code"].startswith("S")]
-    figures("static_ruff", {"paths": PATHS, "findings": len(findings), "security_findings": len(security),
-                            "version": ruff("--version").stdout.strip()})
     assert findings == [], "\n".join(f"{f['filename']}:{f['location']['row']} {f['code']} {f['message']}"
                                      for f in findings[:30])
+    figures("static_ruff", {"paths": PATHS, "findings": len(findings), "security_findings": len(security),
+                            "version": ruff("--version").stdout.strip()})
 
 
 def audit_requirements(tmp: Path) -> Path:
