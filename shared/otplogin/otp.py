@@ -20,8 +20,8 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
@@ -99,6 +99,10 @@ class SendAttempt:
         return [self.scope.code_path, self.scope.send_path, self.ip_path, *self.global_paths]
 
 
+def is_channel(value: str) -> TypeGuard[Channel]:
+    return value in CHANNELS
+
+
 def random_code(length: int) -> str:
     """Uniform over all `length`-digit strings, leading zeros included."""
     return f"{secrets.randbelow(10**length):0{length}d}"
@@ -169,14 +173,14 @@ class OtpService:
     def send(
         self,
         raw_phone: str,
-        channel: Channel,
+        channel: str,
         locale: str | None,
         client_ip: str,
         *,
         purpose: str = PHONE,
         subject: str | None = None,
     ) -> Sent:
-        if channel not in CHANNELS:
+        if not is_channel(channel):
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
         if (purpose, bool(subject)) not in ((PHONE, False), (LOGIN, True)):
             raise ValueError("a login code is sent for a user (subject); a phone code for none")
@@ -242,7 +246,7 @@ class OtpService:
             "previous": None,
         }
 
-    def _decide_send(self, attempt: SendAttempt, docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[None]:
+    def _decide_send(self, attempt: SendAttempt, docs: store.Docs) -> store.Plan[None]:
         """Cooldown, then each cap in turn; the reservation is written in the same commit.
 
         A new check reads its documents through `attempt.paths` and refuses with a
@@ -279,7 +283,7 @@ class OtpService:
         commit answer it may never have landed, and then there is nothing to give back."""
         scope = attempt.scope
 
-        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[None]:
+        def decide(docs: store.Docs) -> store.Plan[None]:
             current = docs[scope.code_path]
             if not current or current.get("send_id") != attempt.send_id:
                 return store.Plan(None)
@@ -329,7 +333,7 @@ class OtpService:
         ip_path = self.ip_failures.path(self.client_key(client_ip))
         max_attempts = self.settings.max_attempts_per_code
 
-        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[Verified]:
+        def decide(docs: store.Docs) -> store.Plan[Verified]:
             doc = docs[code_path]
             if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
                 return store.Plan(CodeExpired())

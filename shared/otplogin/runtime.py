@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from otplogin import log, store
 from otplogin.config import settings
@@ -18,7 +18,7 @@ from otplogin.errors import SecretUnavailable
 from otplogin.otp import OtpService
 from otplogin.sms import SmsSender
 
-if TYPE_CHECKING:  # annotations only: these modules load on first use, not at import
+if TYPE_CHECKING:  # imported lazily below: each function loads only what it uses
     from otplogin.keyring import Keyring
     from otplogin.secrets import SecretStore
     from otplogin.signin import SignIn
@@ -41,7 +41,7 @@ def _memo(name: str, key: object, build: Callable[[], T]) -> T:
     """Keep one `name` per distinct `key` (a secret's value): rebuilt on rotation."""
     cached = _built.get(name)
     if cached is not None and cached[0] == key:
-        return cast(T, cached[1])
+        return cached[1]  # type: ignore[no-any-return]  # stored by this function with the same name
     with _lock:
         value = build()
         _built[name] = (key, value)

@@ -36,6 +36,8 @@ from otplogin.config import settings
 from otplogin.errors import Unavailable
 
 T = TypeVar("T")
+Doc = dict[str, Any]  # a document's fields
+Docs = Mapping[str, Doc | None]  # what `decide` sees: contents per path, None where absent
 DELETE = object()  # a write plan value: delete this document
 OP_FIELD = "op_id"  # written with every plan, so a commit whose answer was lost can be recognised
 
@@ -113,7 +115,7 @@ class Plan(Generic[T]):
 
 def atomic_update(
     paths: list[str],
-    decide: Callable[[Mapping[str, dict[str, Any] | None]], Plan[T]],
+    decide: Callable[[Docs], Plan[T]],
     *,
     max_attempts: int = 8,
     timeout: float = CALL_TIMEOUT,
@@ -192,7 +194,7 @@ def _landed(db: Any, refs: dict[str, Any], writes: dict[str, Any], op_id: str, t
     return not any(snapshots[p].exists for p in paths)  # deletes only: gone is what the plan wanted
 
 
-def get_many(paths: list[str]) -> dict[str, dict[str, Any] | None]:
+def get_many(paths: list[str]) -> dict[str, Doc | None]:
     """The current contents of `paths` (None where absent), read in one round trip."""
     db = client()
     try:
