@@ -63,6 +63,15 @@ LIFECYCLE_ARGUMENTS = {
 
 Schema = dict[str, Any]  # argument name -> 0 (attribute) or a nested Schema (block / object)
 
+# Resources of other providers, listed by hand (arguments from each provider's
+# registry docs) and pinned in terraform/versions.tf. Anything not google_ and
+# not here is reported, so a typo or a new provider cannot slip past the check.
+OTHER_PROVIDERS: dict[str, dict[str, Schema]] = {
+    # registry.terraform.io/providers/hashicorp/time/latest/docs/resources/sleep
+    "hashicorp/time": {"time_sleep": {"create_duration": 0, "destroy_duration": 0, "triggers": 0}},
+}
+OTHER_RESOURCES: dict[str, Schema] = {t: s for types in OTHER_PROVIDERS.values() for t, s in types.items()}
+
 
 # --------------------------------------------------------------------------- regenerate
 
@@ -240,7 +249,17 @@ def check_document(doc: dict, schema: dict, filename: str = "<hcl>") -> list[str
                             continue
                         where = f"{filename}: {'data.' if kind == 'data' else ''}{rtype}.{rname}"
                         if not rtype.startswith("google_"):
-                            continue  # other providers are out of this schema's scope
+                            known = OTHER_RESOURCES if kind == "resource" else {}
+                            if rtype not in known:
+                                problems.append(
+                                    f"{where}: unknown {kind} type '{rtype}': not hashicorp/google and not in the "
+                                    f"allow-list of other providers ({', '.join(sorted(known)) or 'none'}; "
+                                    "tools/tf_schema.py OTHER_PROVIDERS)"
+                                )
+                                continue
+                            for item in _bodies(body):
+                                problems.extend(_check_body(item, known[rtype], where, True))
+                            continue
                         if rtype not in schema[kind]:
                             problems.append(
                                 f"{where}: unknown {kind} type '{rtype}' in hashicorp/google {schema['version']}"
