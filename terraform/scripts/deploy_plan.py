@@ -27,6 +27,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 OBJECT = "google_storage_bucket_object.source"
 FUNCTION = "google_cloudfunctions2_function.function"
@@ -41,7 +42,7 @@ class PlanRefused(Exception):
     """The plan does something a function deploy must not do."""
 
 
-def deployed_functions(plan: dict, allowed: set[str]) -> list[str]:
+def deployed_functions(plan: dict[str, Any], allowed: set[str]) -> list[str]:
     changed: set[str] = set()
     for rc in plan.get("resource_changes", []):
         actions = rc.get("change", {}).get("actions", [])
