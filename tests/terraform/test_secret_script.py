@@ -191,13 +191,15 @@ def test_two_generated_signing_keys_differ(state):
     assert first["private_key_pem"] != second["private_key_pem"] and first["kid"] != second["kid"]
 
 
-def test_a_python_without_cryptography_is_refused_before_anything_is_stored(state, tmp_path):
-    """No silent fallback to a weaker generator: the script says what it needs."""
+@pytest.mark.parametrize("secret", ["jwt-signing-keys", "pii-keyring", "otp-pepper"])
+def test_a_python_without_cryptography_is_refused_before_anything_is_stored(state, tmp_path, secret):
+    """No silent fallback to a weaker generator, and a failed generation stores nothing
+    (the old pipe into gcloud stored a broken jwt-signing-keys version)."""
     bare = tmp_path / "bare-python"
     bare.write_text(f"#!/usr/bin/env bash\nexec {shutil.which('python3')} -S -I \"$@\"\n")
     bare.chmod(0o755)
-    done = run_env(state, {"PYTHON": str(bare)}, "--secret", "pii-keyring")
+    done = run_env(state, {"PYTHON": str(bare)}, "--secret", secret)
     assert done.returncode != 0
     assert "cryptography" in done.stderr and "PYTHON=" in done.stderr
-    assert versions(state, "pii-keyring") == []
+    assert versions(state, secret) == []
     assert "secrets versions add" not in (state / "state" / "calls.log").read_text()
