@@ -16,6 +16,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
@@ -46,6 +47,10 @@ class Verified:
     phone: str | None  # None when verified by key (second factor): no plaintext phone is stored
     purpose: str
     subject: str | None
+
+
+def is_channel(value: str) -> TypeGuard[Channel]:
+    return value in CHANNELS
 
 
 def random_code(length: int) -> str:
@@ -90,14 +95,14 @@ class OtpService:
     def send(
         self,
         raw_phone: str,
-        channel: Channel,
+        channel: str,
         locale: str | None,
         client_ip: str,
         *,
         purpose: str = "phone",
         subject: str | None = None,
     ) -> Sent:
-        if channel not in CHANNELS:
+        if not is_channel(channel):
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
         e164, country = phone.validate_for_delivery(raw_phone, self.settings.allowed_countries)
         now = self._clock()
@@ -130,7 +135,7 @@ class OtpService:
         global_paths = self.global_sends.paths(now)
         chosen: dict[str, str] = {}
 
-        def decide(docs: dict) -> store.Plan[None]:
+        def decide(docs: store.Docs) -> store.Plan[None]:
             current = docs[code_path]
             if current and current.get("resend_at", 0) > now:
                 return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
@@ -178,8 +183,8 @@ class OtpService:
     def _undo_send(self, code_path: str, send_id: str, phone_path: str, ip_path: str, shard: str, now: float) -> None:
         """Delivery failed: put back the previous code and give back the quota."""
 
-        def decide(docs: dict) -> store.Plan[None]:
-            writes: dict = {}
+        def decide(docs: store.Docs) -> store.Plan[None]:
+            writes: dict[str, Any] = {}
             current = docs[code_path]
             if current and current.get("send_id") == send_id:
                 writes[code_path] = current.get("previous") or store.DELETE
@@ -214,7 +219,7 @@ class OtpService:
         failures_path = self.phone_failures.path(key)
         max_attempts = self.settings.max_attempts_per_code
 
-        def decide(docs: dict) -> store.Plan[Verified]:
+        def decide(docs: store.Docs) -> store.Plan[Verified]:
             doc = docs[code_path]
             if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
                 return store.Plan(CodeExpired())

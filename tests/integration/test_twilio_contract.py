@@ -84,9 +84,10 @@ def test_sms_send_is_accepted_by_the_contract(prism: PrismMock, proxy: Recording
     assert prism.logs().count("did not pass the validation rules") == before
 
 
-def test_sms_send_straight_to_prism(prism: PrismMock) -> None:
-    # The configuration tests and local runs use: api_base is the mock itself.
-    TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=prism.base_url + "/").send(PHONE, BODY, "sms")
+def test_api_base_with_a_trailing_slash_reaches_the_same_path(prism: PrismMock, proxy: RecordingProxy) -> None:
+    # Local runs configure api_base as typed by hand, often with a trailing slash.
+    TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=proxy.base_url + "/").send(PHONE, BODY, "sms")
+    assert (proxy.last.path, proxy.last.status) == (MESSAGES_PATH, 201)
 
 
 def test_whatsapp_send_carries_whatsapp_prefixes(prism: PrismMock, proxy: RecordingProxy) -> None:
