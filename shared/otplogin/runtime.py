@@ -127,7 +127,9 @@ def pii_keyring():  # -> otplogin.keyring.Keyring | None
 def signin():  # -> otplogin.signin.SignIn
     from otplogin.signin import SignIn
 
-    return _memo("signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service))
+    return _memo(
+        "signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service, pepper=lambda: secret(OTP_PEPPER))
+    )
 
 
 def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None = None) -> dict[str, Any]:

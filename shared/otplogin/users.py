@@ -116,9 +116,6 @@ def create(
         "role": role,
         "password_hash": password_hash,
         "mfa_enabled": mfa_enabled,
-        "failed_logins": 0,
-        "lock_level": 0,
-        "locked_until": 0.0,
         "created_at": now or time.time(),
     }
     for name in PII_FIELDS:

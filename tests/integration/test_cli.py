@@ -226,12 +226,13 @@ def test_rotation_loses_no_concurrent_login_update(iso, password_hash, capsys):
     increments = {c: 0 for c in codes}
     lock = threading.Lock()
 
-    def count_failures():  # what a failed login does: failed_logins + 1 in one atomic read-check-write
+    def count_failures():  # another writer of user documents (a rehash at login, say): one atomic update each
         i = 0
         while not done.is_set() or i < 2 * len(codes):
             path = f"users/{codes[i % len(codes)]}"
             store.atomic_update(
-                [path], lambda docs, p=path: store.Plan(None, {p: {"failed_logins": docs[p]["failed_logins"] + 1}}),
+                [path],
+                lambda docs, p=path: store.Plan(None, {p: {"failed_logins": docs[p].get("failed_logins", 0) + 1}}),
                 max_attempts=50,
             )
             with lock:
