@@ -301,6 +301,34 @@ def test_an_undecryptable_value_is_reported_and_the_run_goes_on(iso, password_ha
     assert f"key {iso.old_kid} is no longer used by any user" in out
 
 
+def add_legacy_user(code: str, token: str, password_hash: str) -> None:
+    """A user whose phone is a legacy value: a bare Fernet token, without the `<kid>:` prefix."""
+    users.create(code=code, email=f"{code.lower()}@example.com", password_hash=password_hash, role="user",
+                 keyring=Keyring([Fernet.generate_key().decode()]), pii={})
+    store.client().document(f"users/{code}").update({"phone_enc": token})
+
+
+def test_the_report_finds_the_key_a_legacy_value_needs_and_keeps_it(iso, password_hash, capsys):
+    make_users(4, iso.ring, password_hash)  # USR0000-3, sorted before the legacy user
+    add_legacy_user("ZZZ0001", Fernet(iso.old_key).encrypt(PHONE.encode()).decode(), password_hash)
+    code, out, err = run(["rotate-keys", "--propagation-wait", "0", "--batch", "4"], capsys)
+    assert code == 0, out + err
+    assert enc_values("ZZZ0001")["phone"].count(":") == 0  # not reached by this batch
+    assert "it can be removed from pii-keyring" not in out
+    assert f"key {iso.old_kid} is still used by 1 value" in out and "1 without a key id" in out
+
+
+def test_the_report_advises_no_removal_while_a_value_s_key_is_unknown(iso, password_hash, capsys):
+    make_users(3, iso.ring, password_hash)
+    stray = Fernet(Fernet.generate_key()).encrypt(PHONE.encode()).decode()  # a key the ring never had
+    add_legacy_user("ZZZ0002", stray, password_hash)
+    code, out, err = run(["rotate-keys", "--propagation-wait", "0"], capsys)
+    assert code == 1  # the stray value cannot be re-encrypted
+    assert "it can be removed from pii-keyring" not in out
+    assert "1 value has no key id and no key in pii-keyring decrypts it" in out
+    assert f"key {iso.old_kid} is used by no value whose key is known" in out
+
+
 def test_rotation_waits_for_running_functions_to_load_the_new_key(iso, capsys):
     started = time.monotonic()
     code, _, err = run(["rotate-keys", "--propagation-wait", "1"], capsys)

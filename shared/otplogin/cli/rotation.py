@@ -316,30 +316,53 @@ def _rotate(ctx: Context, args: argparse.Namespace, lock: RotationLock) -> int:
 
 
 def _usage_report(ctx: Context, ring: Keyring) -> None:
-    """Scan every user: ciphertexts per key id; say which old keys nothing needs any more."""
+    """Scan every user: values per key; say which old keys nothing needs any more.
+
+    A legacy value (no key id) is attributed to the key that decrypts it. A value
+    whose key nobody can tell (no key id, and no key in the ring decrypts it)
+    might need any key that was ever removed or is still here: while one exists,
+    no key is advised for removal."""
     counts: Counter[str] = Counter()
+    legacy: Counter[str] = Counter()
+    unknown = 0
     total_users = 0
     for user in users.iter_all():
         total_users += 1
         for name in users.PII_FIELDS:
             stored = user.data.get(f"{name}_enc")
-            if stored:
-                kid = stored_kid(stored) if isinstance(stored, str) else None
-                counts[kid or "(no key id)"] += 1
+            if not stored:
+                continue
+            kid = ring.kid_of(stored)
+            if kid is None:
+                unknown += 1
+                continue
+            counts[kid] += 1
+            if isinstance(stored, str) and stored_kid(stored) is None:
+                legacy[kid] += 1
     ctx.say(f"key usage ({total_users} users, values per key):")
     for kid in ring.kids:
         mark = "primary" if kid == ring.primary_kid else ""
-        ctx.say(f"  {kid}  {mark:<8} {counts.get(kid, 0)}")
+        note = f"   ({legacy[kid]} without a key id, found by trying each key)" if legacy[kid] else ""
+        ctx.say(f"  {kid}  {mark:<8} {counts.get(kid, 0)}{note}")
     for kid in sorted(set(counts) - set(ring.kids)):
         ctx.say(f"  {kid}  {'missing':<8} {counts[kid]}   not in pii-keyring: these values cannot be decrypted")
+    if unknown:
+        ctx.say(
+            f"  {_n(unknown, 'value')} {'has' if unknown == 1 else 'have'} no key id and no key in pii-keyring "
+            "decrypts it: its key is unknown, so no key may leave pii-keyring until it is found "
+            f"(try the keys of older pii-keyring versions: {DOCS}, 'encryption_key_mismatch')"
+        )
+    removable = False
     for kid in ring.kids[1:]:
-        if counts.get(kid, 0) == 0:
+        if counts.get(kid, 0):
+            ctx.say(f"key {kid} is still used by {_n(counts[kid], 'value')}: keep it (run `rotate-keys --no-add` again)")
+        elif unknown:
+            ctx.say(f"key {kid} is used by no value whose key is known, but keep it: it may be the unknown one")
+        else:
+            removable = True
             ctx.say(
                 f"key {kid} is no longer used by any user: it can be removed from pii-keyring by adding a new "
                 "version without it"
             )
-        else:
-            ctx.say(f"key {kid} is still used by {counts[kid]} values: keep it (run `rotate-keys --no-add` again)")
-    if any(counts.get(kid, 0) == 0 for kid in ring.kids[1:]):
+    if removable:
         ctx.say(f"  (keep the older secret versions until backups older than this rotation expire: {DOCS})")
-
