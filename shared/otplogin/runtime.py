@@ -84,30 +84,36 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def _signer(name: str, audience: str, ttl_seconds: int):  # -> otplogin.tokens.TokenSigner
+def _signer(name: str, issuer: str, audience: str, ttl_seconds: int, typ: str):  # -> otplogin.tokens.TokenSigner
     from otplogin.tokens import TokenSigner
 
-    cfg = settings()
     text = secret(JWT_SIGNING_KEYS)
     return _memo(
         name,
         text,
-        lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
+        lambda: TokenSigner.from_secret(text, issuer=issuer, audience=audience, ttl_seconds=ttl_seconds, typ=typ),
     )
 
 
 def token_signer():  # -> otplogin.tokens.TokenSigner
     """Signs access tokens (verify_otp and login)."""
+    from otplogin.tokens import ACCESS_TOKEN_TYPE
+
     cfg = settings()
-    return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
+    return _signer("signer", cfg.jwt_issuer, cfg.jwt_audience, cfg.jwt_ttl_seconds, ACCESS_TOKEN_TYPE)
 
 
 def mfa_signer():  # -> otplogin.tokens.TokenSigner
     """Signs the short-lived token that links a password step to its second factor.
 
-    Its own audience, so it can never be used as an access token."""
+    Its own type header, issuer and audience, so it is never taken for an access
+    token, not even by a service that skips the audience check."""
+    from otplogin.tokens import SECOND_FACTOR_TOKEN_TYPE
+
     cfg = settings()
-    return _signer("mfa_signer", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds)
+    return _signer(
+        "mfa_signer", f"{cfg.jwt_issuer}:mfa", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds, SECOND_FACTOR_TOKEN_TYPE
+    )
 
 
 def pii_keyring():  # -> otplogin.keyring.Keyring | None

@@ -14,7 +14,7 @@ import pytest
 
 from otplogin import passwords, runtime, store, users
 from otplogin.keyring import generate_key, key_id
-from otplogin.tokens import verify_with_jwks
+from otplogin.tokens import SECOND_FACTOR_TOKEN_TYPE, verify_with_jwks
 from tests.support.apps import app_client, outbox_codes
 from tests.support.secret_manager import LocalSecretManager
 
@@ -212,7 +212,7 @@ def test_second_factor_end_to_end(login):
     code = outbox_codes(store.client(), PHONE)[-1]
     verify = app_client("verify_otp")
     # The mfa token is not an access token.
-    with pytest.raises(jwt.InvalidAudienceError):
+    with pytest.raises(jwt.InvalidTokenError):
         verify_with_jwks(step["mfa_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
     r = post(verify, {"mfa_token": step["mfa_token"], "code": code})
     assert r.status_code == 200, r.get_data(as_text=True)
@@ -437,3 +437,25 @@ def test_rehash_does_not_overwrite_a_password_changed_meanwhile(login, monkeypat
     assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
     stored = store.client().document("users/MAN0001RAB").get().get("password_hash")
     assert passwords.verify_password("a brand new password", stored)
+
+
+def test_a_second_factor_token_is_no_access_token_even_for_a_service_that_skips_aud(login):
+    make_user(mfa=True)
+    mfa_token = post(login, {"email": "ana@example.com", "password": PASSWORD}).get_json()["mfa_token"]
+    keys = jwks(login)
+    header = jwt.get_unverified_header(mfa_token)
+    key = jwt.PyJWKSet.from_dict(keys)[header["kid"]]
+    # A backend that checks signature and issuer but forgot the audience:
+    with pytest.raises(jwt.InvalidIssuerError):
+        jwt.decode(mfa_token, key, algorithms=["EdDSA"], issuer="otplogin", options={"verify_aud": False})
+    # One that looks at the type header instead:
+    assert header["typ"] != "at+jwt"
+    # The access-token verifier refuses it by type, even told to expect its issuer and audience.
+    with pytest.raises(jwt.InvalidTokenError, match="token type"):
+        verify_with_jwks(mfa_token, keys, issuer="otplogin:mfa", audience="otplogin-clients:mfa")
+    assert verify_with_jwks(
+        mfa_token, keys, issuer="otplogin:mfa", audience="otplogin-clients:mfa", typ=SECOND_FACTOR_TOKEN_TYPE
+    )["user"] == "MAN0001RAB"
+    make_user(code="BOB0001RAB", email="bob@example.com")
+    access = post(login, {"email": "bob@example.com", "password": PASSWORD}).get_json()["access_token"]
+    assert jwt.get_unverified_header(access)["typ"] == "at+jwt"
