@@ -15,11 +15,13 @@ import threading
 import time
 from types import SimpleNamespace
 
+import jwt
 import pytest
 from cryptography.fernet import Fernet
 
 from otplogin import cli, passwords, runtime, store, users
 from otplogin.keyring import Keyring, key_id, stored_kid
+from otplogin.tokens import verify_with_jwks
 from tests.support.secret_manager import LocalSecretManager
 
 PASSWORD = "correct horse battery staple"
@@ -347,6 +349,92 @@ def test_rotation_refuses_to_run_twice_at_once_or_over_a_mismatch(iso, capsys):
     code, _, err = run(["rotate-keys", "--propagation-wait", "0"], capsys)
     assert code == 1 and "canary does not decrypt" in err
     assert Keyring.from_secret(latest(iso.sm, "pii-keyring")).kids == (iso.old_kid,)  # no key added
+
+
+# -- rotate-signing-key -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def signing_keys(iso):
+    """This module's jwt-signing-keys, put back as it was after the test."""
+    before = latest(iso.sm, "jwt-signing-keys")
+    yield iso.sm
+    iso.sm.add("jwt-signing-keys", before)
+    runtime.reset()
+
+
+def kids_of(sm: LocalSecretManager) -> list[str]:
+    return [k["kid"] for k in json.loads(latest(sm, "jwt-signing-keys"))["keys"]]
+
+
+def signing_kid() -> str:
+    runtime.reset()  # what a function instance signs with once it has refreshed the secret
+    return jwt.get_unverified_header(runtime.token_signer().issue("u1"))["kid"]
+
+
+def test_rotate_signing_key_publishes_the_key_then_waits_then_signs_with_it(signing_keys, capsys):
+    from tests.support.apps import app_client
+
+    (old_kid,) = kids_of(signing_keys)
+    old_token = runtime.token_signer().issue("u1")
+    result: dict = {}
+    started = time.monotonic()
+    rotation = threading.Thread(target=lambda: result.update(code=cli.main(["rotate-signing-key", "--publish-wait", "3"])))
+    rotation.start()
+    deadline = time.monotonic() + 20
+    while len(kids_of(signing_keys)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Published, not signing: every verifier gets the key before any token needs it.
+    published = kids_of(signing_keys)
+    assert len(published) == 2 and published[0] == old_kid, published
+    new_kid = published[1]
+    assert signing_kid() == old_kid
+    jwks = app_client("login").get("/.well-known/jwks.json").get_json()
+    assert {k["kid"] for k in jwks["keys"]} == {old_kid, new_kid}
+    rotation.join(30)
+    out, err = capsys.readouterr()
+    assert result["code"] == 0, out + err
+    assert time.monotonic() - started >= 3 and "waiting" in err
+    assert kids_of(signing_keys) == [new_kid, old_kid]
+    assert signing_kid() == new_kid
+    jwks = app_client("login").get("/.well-known/jwks.json").get_json()
+    for token in (old_token, runtime.token_signer().issue("u2")):  # tokens of both keys verify
+        verify_with_jwks(token, jwks, issuer="otplogin", audience="otplogin-clients")
+    assert f"key {new_kid} now signs" in out and f"remove key {old_kid}" in out
+    assert "PRIVATE KEY" not in out + err
+
+
+def test_rotate_signing_key_resumes_a_published_key_without_adding_another(signing_keys, capsys):
+    from otplogin.tokens import generate_signing_key
+
+    data = json.loads(latest(signing_keys, "jwt-signing-keys"))
+    old_kid = data["keys"][0]["kid"]
+    pending = generate_signing_key() | {"published_at": int(time.time()) - 3600}  # published an hour ago
+    signing_keys.add("jwt-signing-keys", json.dumps({"keys": [*data["keys"], pending]}))
+    code, out, err = run(["rotate-signing-key"], capsys)  # the default wait has long passed
+    assert code == 0, out + err
+    assert "resuming" in err and kids_of(signing_keys) == [pending["kid"], old_kid]
+    code, out, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)  # a new rotation publishes anew
+    assert code == 0 and len(kids_of(signing_keys)) == 3 and kids_of(signing_keys)[0] != pending["kid"]
+
+
+def test_rotate_signing_key_refuses_a_malformed_secret_or_a_concurrent_run(signing_keys, capsys):
+    signing_keys.add("jwt-signing-keys", json.dumps({"keys": [{"kid": "k1", "private_key_pem": "nope"}]}))
+    code, _, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)
+    assert code == 1 and "private_key_pem is not" in err
+    assert kids_of(signing_keys) == ["k1"]  # nothing added
+    store.client().document("system/jwt_rotation").set(
+        {"owner": "elsewhere:1:x", "started_at": time.time(), "expires_at": time.time() + 60}
+    )
+    code, _, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)
+    assert code == 1 and "another rotate-signing-key is running" in err
+
+
+def test_the_wait_covers_the_jwks_cache_the_functions_announce():
+    from otplogin import http
+    from otplogin.cli import signing
+
+    assert http.PUBLIC_CACHE == f"public, max-age={signing.JWKS_CACHE_SECONDS}"
 
 
 # -- check-keys -----------------------------------------------------------------------------

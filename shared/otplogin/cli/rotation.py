@@ -16,9 +16,19 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from otplogin import runtime, store, users
-from otplogin.cli.common import DOCS, CliError, Context, Progress, count_users, read_canary
+from otplogin.cli.common import (
+    DOCS,
+    CliError,
+    Context,
+    Progress,
+    add_secret_version,
+    count_users,
+    read_canary,
+    wait_until,
+)
 from otplogin.errors import ApiError
 from otplogin.keyring import Keyring, UndecryptableError, generate_key, key_id, stored_kid
 
@@ -36,22 +46,26 @@ def _n(count: int, noun: str) -> str:
 
 
 class RotationLock:
-    """A lease in ``system/pii_rotation``: one rotate-keys at a time, project-wide.
+    """A lease in ``system/pii_rotation`` (or ``path``): one rotation of a secret at a time, project-wide.
 
     Two concurrent rotations could each add a key while reading the same old
     version, and the later version would lack the other's key. Taken and
     renewed by atomic read-check-writes; a crashed holder's lease expires.
     """
 
-    def __init__(self, ttl: float = LOCK_TTL_SECONDS) -> None:
+    def __init__(
+        self, ttl: float = LOCK_TTL_SECONDS, *, path: str = ROTATION_LOCK_PATH, command: str = "rotate-keys",
+        resume: str = "`rotate-keys --no-add`",
+    ) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ttl = ttl
+        self.path, self.command, self.resume = path, command, resume
         self._renewed = 0.0
 
     def acquire(self) -> None:
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[dict | None]:
+        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[dict[str, Any] | None]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner and doc.get("expires_at", 0) > now:
                 return store.Plan(doc)
@@ -62,17 +76,17 @@ class RotationLock:
             started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder.get("started_at", 0)))
             left = max(0, int(holder.get("expires_at", 0) - time.time()))
             raise CliError(
-                f"another rotate-keys is running (owner {holder.get('owner')}, started {started}; its lease "
-                f"expires in {left} s unless renewed): wait for it to finish, then run `rotate-keys --no-add`"
+                f"another {self.command} is running (owner {holder.get('owner')}, started {started}; its lease "
+                f"expires in {left} s unless renewed): wait for it to finish, then run {self.resume}"
             )
         self._renewed = time.monotonic()
 
     def renew(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._renewed < LOCK_RENEW_SECONDS:
             return
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[bool]:
+        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[bool]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner:
                 return store.Plan(False)
@@ -83,9 +97,9 @@ class RotationLock:
         self._renewed = time.monotonic()
 
     def release(self) -> None:
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[None]:
+        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[None]:
             doc = docs[path]
             return store.Plan(None, {path: store.DELETE} if doc and doc.get("owner") == self.owner else {})
 
@@ -162,22 +176,12 @@ def _chunks(
 
 def _wait_for_propagation(ctx: Context, created: float, wait: float, lock: RotationLock) -> None:
     """Let every running function's secret cache load the new keyring before data depends on it."""
-    until = created + wait
-    if until <= time.time():
-        return
-    ctx.note(
-        f"waiting {int(until - time.time())} s so running functions load the new keyring before any value "
-        f"needs it (they cache secrets for SECRETS_REFRESH_SECONDS; change with --propagation-wait). "
-        "Interrupting is safe: continue with `rotate-keys --no-add`."
+    wait_until(
+        ctx, created + wait, lock.renew,
+        "so running functions load the new keyring before any value needs it (they cache secrets for "
+        "SECRETS_REFRESH_SECONDS; change with --propagation-wait). Interrupting is safe: continue with "
+        "`rotate-keys --no-add`",
     )
-    while (left := until - time.time()) > 0:
-        if ctx.err.isatty():
-            ctx.err.write(f"\r  {int(left):4d} s left ")
-            ctx.err.flush()
-        time.sleep(min(1.0, left))
-        lock.renew()
-    if ctx.err.isatty():
-        ctx.err.write("\r" + " " * 20 + "\r")
 
 
 def _latest_version_created(ctx: Context) -> float:
@@ -191,27 +195,10 @@ def _latest_version_created(ctx: Context) -> float:
 
 def _add_key(ctx: Context, text: str) -> tuple[str, float]:
     """Add a pii-keyring version: a new key first, every current key after. Returns (kid, created)."""
-    from otplogin.secrets import crc32c
-
     new_key = generate_key()
     data = json.loads(text)
     data["keys"] = [new_key, *data["keys"]]
-    payload = json.dumps(data).encode("utf-8")
-    parent = f"projects/{ctx.cfg.project}/secrets/{runtime.PII_KEYRING}"
-    try:
-        version = ctx.sm_client.add_secret_version(
-            request={"parent": parent, "payload": {"data": payload, "data_crc32c": crc32c(payload)}}
-        )
-    except Exception as exc:  # noqa: BLE001 (reported by type only: a message could echo the payload)
-        from google.api_core import exceptions as gexc
-
-        if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
-            hint = "the operator needs roles/secretmanager.secretVersionAdder on it. Nothing was changed"
-        else:
-            hint = "check access to Secret Manager. Running rotate-keys again is safe even if the version was added"
-        raise CliError(f"could not add a version to pii-keyring ({type(exc).__name__}): {hint}.") from None
-    created = version.create_time.timestamp() if version.create_time else time.time()
-    number = version.name.rsplit("/", 1)[-1]
+    number, created = add_secret_version(ctx, runtime.PII_KEYRING, json.dumps(data))
     ctx.say(f"added pii-keyring version {number}: new primary key {key_id(new_key)}, {len(data['keys'])} keys in all")
     return key_id(new_key), created
 
