@@ -404,14 +404,22 @@ def test_rotate_signing_key_publishes_the_key_then_waits_then_signs_with_it(sign
     assert "PRIVATE KEY" not in out + err
 
 
-def test_rotate_signing_key_resumes_a_published_key_without_adding_another(signing_keys, capsys):
+def test_rotate_signing_key_resumes_a_published_key_without_adding_another(signing_keys, capsys, monkeypatch):
+    from otplogin.cli import signing
     from otplogin.tokens import generate_signing_key
 
+    real_wait = signing.wait_until
+
+    def no_real_wait(ctx, until, renew, why):  # a wait still to come would hang the suite: fail instead
+        assert until <= time.time() + 5, f"would wait {until - time.time():.0f} s"
+        real_wait(ctx, until, renew, why)
+
+    monkeypatch.setattr(signing, "wait_until", no_real_wait)
     data = json.loads(latest(signing_keys, "jwt-signing-keys"))
     old_kid = data["keys"][0]["kid"]
     pending = generate_signing_key() | {"published_at": int(time.time()) - 3600}  # published an hour ago
     signing_keys.add("jwt-signing-keys", json.dumps({"keys": [*data["keys"], pending]}))
-    code, out, err = run(["rotate-signing-key"], capsys)  # the default wait has long passed
+    code, out, err = run(["rotate-signing-key", "--publish-wait", "1800"], capsys)  # its wait is over
     assert code == 0, out + err
     assert "resuming" in err and kids_of(signing_keys) == [pending["kid"], old_kid]
     code, out, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)  # a new rotation publishes anew
