@@ -119,12 +119,14 @@ class Attempt:
     account_path: str
     client_path: str
     locked: bool  # this attempt, if wrong, is the one that locked the client out
+    user_doc: dict[str, Any] | None  # the account, read in the same round trip
 
 
 @dataclass(frozen=True)
 class _Refused:
     error: ApiError
     lock: str  # "client" | "account" | "ip": for the log line only, never the answer
+    user: str | None = None  # the user code, when the account exists: for the log line only
 
 
 class SignIn:
@@ -151,23 +153,19 @@ class SignIn:
         now = self._clock()
         client = self._otp().client_key(client_ip)
         ip_path = self.ip_failures.path(client)
-        # The IP's failure log and the account (or its email pointer) in one round trip;
-        # a malformed email or code is still answered after the rate limit, as before.
-        invalid: InvalidRequest | None = None
         try:
-            lookup: str | None = users.lookup_path(email=email, code=code)
-        except InvalidRequest as exc:
-            lookup, invalid = None, exc
-        docs = store.get_many([ip_path] if lookup is None else [ip_path, lookup])
-        wait = self.ip_failures.retry_after(docs[ip_path], now)
-        if wait is not None:
-            self._refused(_Refused(RateLimited(retry_after=wait, limit="login_ip"), "ip"), None)
-        if lookup is None:
-            raise invalid or InvalidRequest()
-
-        user = users.resolve(lookup, docs[lookup])
-        # An identifier nobody has is an account of its own: it locks like a real one.
-        attempt = self._reserve(user.path if user else lookup, client, ip_path, now, user)
+            lookup = users.lookup_path(email=email, code=code)
+        except InvalidRequest:
+            # A malformed email or code is still answered after the rate limit.
+            wait = self.ip_failures.retry_after(store.get_many([ip_path])[ip_path], now)
+            if wait is not None:
+                self._refused(_Refused(RateLimited(retry_after=wait, limit="login_ip"), "ip"), None)
+            raise
+        pointer = store.get_many([lookup])[lookup] if users.is_pointer(lookup) else None
+        user_path = users.account_path(lookup, pointer)
+        # An identifier nobody has is an account of its own: it locks exactly like a real one.
+        attempt = self._reserve(user_path or lookup, client, ip_path, now, user_path)
+        user = users.user_at(user_path, attempt.user_doc) if user_path else None
         if user is None:
             passwords.verify_against_dummy(password)  # same cost as a real user: no account enumeration by timing
             log.event("login_failed", "login failed", reason="invalid_credentials", locked=attempt.locked)
@@ -190,43 +188,50 @@ class SignIn:
     def _subject_key(self, subject: str) -> str:
         return hmac.new(self._pepper().encode(), f"login:{subject}".encode(), hashlib.sha256).hexdigest()[:40]
 
-    def _reserve(self, subject: str, client: str, ip_path: str, now: float, user: User | None) -> Attempt:
-        """Check the IP window, the client's lock and the account's ceiling, and count this attempt, atomically."""
+    def _reserve(self, subject: str, client: str, ip_path: str, now: float, user_path: str | None) -> Attempt:
+        """Check the IP window, the client's lock and the account's ceiling, and count this attempt, atomically.
+
+        The user document is read in the same round trip (it plays no part in the
+        decision, which is the same whether the account exists or not)."""
         cfg = self.settings
         key = self._subject_key(subject)
         account_path = self.account_failures.path(key)
         client_path = f"{COLLECTION}/login_client:{key}:{client}"
+        paths = [ip_path, account_path, client_path] + ([user_path] if user_path else [])
 
         def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[Attempt | _Refused]:
+            user_doc = docs[user_path] if user_path else None
+            who = user_path.partition("/")[2] if user_path and user_doc is not None else None
             wait = self.ip_failures.retry_after(docs[ip_path], now)
             if wait is not None:
-                return store.Plan(_Refused(RateLimited(retry_after=wait, limit="login_ip"), "ip"))
+                return store.Plan(_Refused(RateLimited(retry_after=wait, limit="login_ip"), "ip", who))
             state = ClientState.load(docs[client_path], now, cfg)
             if state.locked_until > now:
-                return store.Plan(_Refused(AccountLocked(retry_after=math.ceil(state.locked_until - now)), "client"))
+                locked_for = math.ceil(state.locked_until - now)
+                return store.Plan(_Refused(AccountLocked(retry_after=locked_for), "client", who))
             if not state.known(now):
                 wait = self.account_failures.retry_after(docs[account_path], now)
                 if wait is not None:
-                    return store.Plan(_Refused(AccountLocked(retry_after=wait), "account"))
+                    return store.Plan(_Refused(AccountLocked(retry_after=wait), "account", who))
             after = state.failed(now, cfg)
             writes = {
                 ip_path: self.ip_failures.with_event(docs[ip_path], now),
                 account_path: self.account_failures.with_event(docs[account_path], now),
                 client_path: after.document(cfg),
             }
-            locked = after.locked_until > now
-            return store.Plan(Attempt(now, ip_path, account_path, client_path, locked), writes)
+            attempt = Attempt(now, ip_path, account_path, client_path, after.locked_until > now, user_doc)
+            return store.Plan(attempt, writes)
 
-        outcome = store.atomic_update([ip_path, account_path, client_path], decide, max_attempts=RESERVE_ATTEMPTS)
+        outcome = store.atomic_update(paths, decide, max_attempts=RESERVE_ATTEMPTS)
         if isinstance(outcome, _Refused):
-            self._refused(outcome, user)
+            self._refused(outcome, outcome.user)
         return outcome
 
-    def _refused(self, refused: _Refused, user: User | None) -> NoReturn:
+    def _refused(self, refused: _Refused, user: str | None) -> NoReturn:
         if isinstance(refused.error, RateLimited):
             log.event("rate_limited", "login refused by a rate limit", severity=logging.WARNING, limit="login_ip")
         else:
-            who: dict[str, Any] = {"user": user.code} if user else {}
+            who: dict[str, Any] = {"user": user} if user else {}
             log.event("login_locked", f"login refused: {refused.lock} locked out", lock=refused.lock, **who)
         raise refused.error
 
