@@ -95,7 +95,7 @@ class Client:
         """Text a one-time code to `phone` (E.164) by "sms" or "whatsapp", in `locale` ("fr", "en").
 
         Raises InvalidPhone, CountryNotAllowed, RateLimited (`retry_after`, `limit`),
-        SmsDeliveryFailed (safe to call again), Unavailable, InvalidRequest.
+        SmsDeliveryFailed (call again at once, or after its `retry_after`), Unavailable, InvalidRequest.
         """
         body = _drop_none({"phone": phone, "channel": channel, "locale": locale})
         data = self._call("POST", self.urls["send_otp"], body, _Retry.UNSENT)

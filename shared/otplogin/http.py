@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import flask
 
@@ -42,7 +42,7 @@ class Context:
     path: str
 
 
-Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict]]
+Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict[str, Any]]]
 HealthCheck = Callable[[], dict[str, Any]]
 
 
@@ -51,7 +51,7 @@ def handle(
     *,
     post: Handler,
     health: HealthCheck,
-    get_routes: Mapping[str, Callable[[], dict]] | None = None,
+    get_routes: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
 ) -> flask.Response:
     """Serve one request: OPTIONS (CORS), GET (health and routes), POST (the work)."""
     try:
@@ -91,7 +91,10 @@ def handle(
                 log.event(
                     "secret_load_failed", str(exc), severity=logging.ERROR, secret=exc.secret_id, reason=exc.reason
                 )
-            exc = type(exc)() if type(exc) is not SecretUnavailable else Unavailable()
+            # A fresh error of the same kind (or plain `unavailable`): generic message, no data, but the
+            # Retry-After a transient cause set (Firestore busy or not answering) is kept.
+            generic = Unavailable if isinstance(exc, Unavailable) else type(exc)
+            exc = generic(retry_after=exc.retry_after)
         return _render_error(exc, allowed_origin)
     except Exception:
         # Never a stack trace to the client: it goes to the logs, the client gets the contract's shape.
@@ -148,6 +151,10 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
+@overload
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: Literal[True] = True) -> str: ...
+@overload
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: Literal[False]) -> str | None: ...
 def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: bool = True) -> str | None:
     """A string field, present and bounded, or a 400 naming the field."""
     value = body.get(name)
@@ -181,7 +188,7 @@ def client_ip(request: flask.Request) -> str:
     return last or request.remote_addr or "unknown"
 
 
-def _json(status: int, payload: dict, allowed_origin: str | None, headers: dict | None = None) -> flask.Response:
+def _json(status: int, payload: dict[str, Any], allowed_origin: str | None, headers: dict[str, str] | None = None) -> flask.Response:
     response = flask.Response(json.dumps(payload), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -10,13 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from otplogin import log, store
 from otplogin.config import settings
 from otplogin.errors import SecretUnavailable
 from otplogin.otp import OtpService
 from otplogin.sms import SmsSender
+
+if TYPE_CHECKING:  # imported lazily below: each function loads only what it uses
+    from otplogin.keyring import Keyring
+    from otplogin.secrets import SecretStore
+    from otplogin.signin import SignIn
+    from otplogin.tokens import TokenSigner
+
+T = TypeVar("T")
 
 # Secret Manager secret ids (names, never values).
 OTP_PEPPER = "otp-pepper"
@@ -29,11 +37,11 @@ _lock = threading.Lock()
 _built: dict[str, tuple[Any, Any]] = {}
 
 
-def _memo(name: str, key: Any, build: Callable[[], Any]) -> Any:
+def _memo(name: str, key: object, build: Callable[[], T]) -> T:
     """Keep one `name` per distinct `key` (a secret's value): rebuilt on rotation."""
     cached = _built.get(name)
     if cached is not None and cached[0] == key:
-        return cached[1]
+        return cached[1]  # type: ignore[no-any-return]  # stored by this function with the same name
     with _lock:
         value = build()
         _built[name] = (key, value)
@@ -49,17 +57,60 @@ def reset() -> None:
     store.reset_client()
 
 
-_secret_store = None
+_secret_store: SecretStore | None = None
 
 
-def secret_store():  # -> otplogin.secrets.SecretStore
+# Each secret is parsed when it is fetched (requests and health alike): a value that does not
+# parse is "malformed", never served, and never replaces the last good value in the cache.
+def _check_pepper(text: str) -> None:
+    if len(text) < 32:
+        raise ValueError("shorter than 32 characters (expected >= 32 random bytes, URL-safe base64)")
+
+
+def _check_signing_keys(text: str) -> None:
+    from otplogin.tokens import SigningKeyError, TokenSigner
+
+    try:
+        TokenSigner.from_secret(text, issuer="-", audience="-")
+    except SigningKeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_keyring(text: str) -> None:
+    from otplogin.keyring import Keyring, KeyringError
+
+    try:
+        Keyring.from_secret(text)
+    except KeyringError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_account_sid(text: str) -> None:
+    from otplogin.sms.twilio import ACCOUNT_SID_PATTERN
+
+    if not ACCOUNT_SID_PATTERN.match(text.strip()):
+        raise ValueError("not an account SID (AC followed by 32 hex digits)")
+
+
+SECRET_FORMATS: dict[str, Callable[[str], None]] = {
+    OTP_PEPPER: _check_pepper,
+    JWT_SIGNING_KEYS: _check_signing_keys,
+    PII_KEYRING: _check_keyring,
+    TWILIO_SECRETS[0]: _check_account_sid,
+}
+
+
+def secret_store() -> SecretStore:
     global _secret_store
     if _secret_store is None:
         from otplogin.secrets import SecretStore
 
         cfg = settings()
         _secret_store = SecretStore(
-            cfg.project, refresh_seconds=cfg.secrets_refresh_seconds, emulator_host=cfg.secret_manager_emulator
+            cfg.project,
+            refresh_seconds=cfg.secrets_refresh_seconds,
+            emulator_host=cfg.secret_manager_emulator,
+            validators=SECRET_FORMATS,
         )
     return _secret_store
 
@@ -84,26 +135,32 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def _signer(name: str, issuer: str, audience: str, ttl_seconds: int, typ: str):  # -> otplogin.tokens.TokenSigner
-    from otplogin.tokens import TokenSigner
+def _signer(name: str, issuer: str, audience: str, ttl_seconds: int, typ: str) -> TokenSigner:
+    from otplogin.tokens import SigningKeyError, TokenSigner
 
     text = secret(JWT_SIGNING_KEYS)
-    return _memo(
-        name,
-        text,
-        lambda: TokenSigner.from_secret(text, issuer=issuer, audience=audience, ttl_seconds=ttl_seconds, typ=typ),
-    )
+    try:
+        return _memo(
+            name,
+            text,
+            lambda: TokenSigner.from_secret(text, issuer=issuer, audience=audience, ttl_seconds=ttl_seconds, typ=typ),
+        )
+    except SigningKeyError as exc:  # the store already parses it; this only guards a key error from becoming a 500
+        raise SecretUnavailable(JWT_SIGNING_KEYS, f"malformed: {exc}") from None
 
 
-def token_signer():  # -> otplogin.tokens.TokenSigner
-    """Signs access tokens (verify_otp and login)."""
+def token_signer() -> TokenSigner:
+    """Signs access tokens (verify_otp and login).
+
+    Handlers build it before consuming a code or sending a text, so a key problem answers
+    503 `unavailable` while the code is still usable."""
     from otplogin.tokens import ACCESS_TOKEN_TYPE
 
     cfg = settings()
     return _signer("signer", cfg.jwt_issuer, cfg.jwt_audience, cfg.jwt_ttl_seconds, ACCESS_TOKEN_TYPE)
 
 
-def mfa_signer():  # -> otplogin.tokens.TokenSigner
+def mfa_signer() -> TokenSigner:
     """Signs the short-lived token that links a password step to its second factor.
 
     Its own type header, issuer and audience, so it is never taken for an access
@@ -116,7 +173,7 @@ def mfa_signer():  # -> otplogin.tokens.TokenSigner
     )
 
 
-def pii_keyring():  # -> otplogin.keyring.Keyring | None
+def pii_keyring() -> Keyring | None:
     """The PII keyring, or None when its secret is unavailable or malformed (logged as an ERROR).
 
     None, not an exception: a login must succeed without PII rather than fail."""
@@ -130,7 +187,7 @@ def pii_keyring():  # -> otplogin.keyring.Keyring | None
         return None
 
 
-def signin():  # -> otplogin.signin.SignIn
+def signin() -> SignIn:
     from otplogin.signin import SignIn
 
     return _memo(

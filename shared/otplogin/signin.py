@@ -21,7 +21,7 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -72,7 +72,7 @@ class ClientState:
     known_until: float = 0.0
 
     @classmethod
-    def load(cls, doc: Mapping[str, Any] | None, now: float, cfg: Settings) -> ClientState:
+    def load(cls, doc: store.Doc | None, now: float, cfg: Settings) -> ClientState:
         doc = doc or {}
         last, locked_until = float(doc.get("last_failure", 0.0)), float(doc.get("locked_until", 0.0))
         quiet = now - max(last, locked_until)
@@ -199,7 +199,7 @@ class SignIn:
         client_path = f"{COLLECTION}/login_client:{key}:{client}"
         paths = [ip_path, account_path, client_path] + ([user_path] if user_path else [])
 
-        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[Attempt | _Refused]:
+        def decide(docs: store.Docs) -> store.Plan[Attempt | _Refused]:
             user_doc = docs[user_path] if user_path else None
             who = user_path.partition("/")[2] if user_path and user_doc is not None else None
             wait = self.ip_failures.retry_after(docs[ip_path], now)
@@ -246,7 +246,7 @@ class SignIn:
         now = self._clock()
         paths = [attempt.ip_path, attempt.account_path, attempt.client_path, user.path]
 
-        def decide(docs: Mapping[str, dict[str, Any] | None]) -> store.Plan[bool]:
+        def decide(docs: store.Docs) -> store.Plan[bool]:
             writes: dict[str, Any] = {attempt.client_path: ClientState(known_until=now + KNOWN_CLIENT_SECONDS).document(cfg)}
             for path, window in ((attempt.ip_path, self.ip_failures), (attempt.account_path, self.account_failures)):
                 if docs[path]:

@@ -53,15 +53,15 @@ class User:
 
     @property
     def id(self) -> str:
-        return self.data["id"]
+        return str(self.data["id"])
 
     @property
     def email(self) -> str:
-        return self.data["email"]
+        return str(self.data["email"])
 
     @property
     def role(self) -> str:
-        return self.data.get("role", "user")
+        return str(self.data.get("role", "user"))
 
     @property
     def mfa_enabled(self) -> bool:
@@ -96,14 +96,14 @@ def is_pointer(path: str) -> bool:
     return path.startswith(f"{EMAILS}/")
 
 
-def account_path(path: str, pointer: dict[str, Any] | None = None) -> str | None:
+def account_path(path: str, pointer: store.Doc | None = None) -> str | None:
     """The user document a `lookup_path` names: itself, or where its email pointer leads (None: no such email)."""
     if not is_pointer(path):
         return path
     return f"{USERS}/{pointer['code']}" if pointer else None
 
 
-def user_at(path: str, doc: dict[str, Any] | None) -> User | None:
+def user_at(path: str, doc: store.Doc | None) -> User | None:
     """The user stored at `users/{code}`, or None if there is none."""
     return User(path.partition("/")[2], doc) if doc is not None else None
 
@@ -129,7 +129,7 @@ def create(
         data[f"{name}_enc"] = keyring.encrypt(value) if value else None
     paths = [f"{USERS}/{code}", f"{EMAILS}/{email}"]
 
-    def decide(docs: dict) -> store.Plan[User]:
+    def decide(docs: store.Docs) -> store.Plan[User]:
         if any(docs[p] is not None for p in paths):
             return store.Plan(UserExists(f"a user with code {code} or this email exists"))
         return store.Plan(User(code, data), {paths[0]: data, paths[1]: {"code": code}})
@@ -196,7 +196,7 @@ def canary_status(keyring: Keyring | None) -> str:
     if doc is None:
         return "canary_missing"
     try:
-        keyring.check_canary(doc.get("value"))
+        keyring.check_canary(str(doc.get("value", "")))
     except UndecryptableError as exc:
         log.event(
             "encryption_key_mismatch",

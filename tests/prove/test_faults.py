@@ -4,8 +4,10 @@ Twilio slow, rate-limiting, failing or answering garbage.
 What must hold: a clear 503 `unavailable` (or 502 `sms_delivery_failed`) in
 bounded time, never a 500 or a hang; recovery without restarting the function
 once the dependency is back; cached secrets keep serving while Secret Manager
-is down; a failed delivery leaves nothing usable behind (no code, no cooldown,
-quota given back, the previous code still valid).
+is down; a refused delivery leaves nothing usable behind (no code, no cooldown,
+quota given back, the previous code still valid), and an unconfirmed one (a 5xx,
+an unreadable answer, a timeout: the text may have gone out) keeps its code and
+quota, so a retry waits for the cooldown instead of paying for a second text.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def leftovers(service, phones: list[str], ip: str) -> dict:
 
 
 TWILIO_MODES = ["429", "500", "garbage", "invalid_to"]
+UNCONFIRMED_MODES = {"500", "garbage"}  # may follow an accepted (and billed) message
 
 
 def run_twilio_faults(clock, modes: list[str], figures, section: str, *, slow: bool) -> None:
@@ -81,7 +84,9 @@ def run_twilio_faults(clock, modes: list[str], figures, section: str, *, slow: b
             results[mode] = {"sends": len(phones), "outcomes": {o: outcomes.count(o) for o in set(outcomes)},
                              "provider_hits": faulty.hits, "wall_seconds": round(elapsed, 2), **left}
             assert outcomes == ["sms_delivery_failed"] * len(phones), outcomes
-            assert left == {"codes_stored": 0, "phone_send_events": 0, "ip_send_events": 0, "global_count": 0}, left
+            kept = len(phones) if mode in UNCONFIRMED_MODES else 0
+            assert left == {"codes_stored": kept, "phone_send_events": kept, "ip_send_events": kept,
+                            "global_count": kept}, left
             assert faulty.hits == len(phones)  # one attempt each: no retry storm against a failing provider
     # After the failures, a healthy provider: the same phones may be texted at once (no cooldown consumed).
     with RecordingProxy(_prism_url()) as ok:
@@ -120,8 +125,8 @@ def slow_twilio(clock) -> dict:
                                                "client_timeout_seconds": sender.timeout, **left}
             assert outcome == expect
             assert elapsed < sender.timeout + 2, "a slow provider must not hold the request past the timeout"
-            if outcome == "sms_delivery_failed":
-                assert left["codes_stored"] == 0 and left["phone_send_events"] == 0
+            if outcome == "sms_delivery_failed":  # unconfirmed: the code and its quota stay
+                assert left["codes_stored"] == 1 and left["phone_send_events"] == 1
         clock.advance(61)
     return out
 
@@ -142,14 +147,14 @@ def test_twilio_failures_slow_and_timeouts(stack, clock, prism_url, figures):
 
 
 def test_failed_resend_keeps_the_previous_code(stack, clock, prism_url):
-    with RecordingProxy(prism_url) as ok, FaultyTwilio("500") as bad:
+    with RecordingProxy(prism_url) as ok, FaultyTwilio("invalid_to") as bad:
         good = make_service(clock, twilio_sender(ok.base_url))
         good.send(PHONE, "sms", "en", "203.0.113.5")
         first = code_in(ok.last.form["Body"][0])
         clock.advance(61)
         with pytest.raises(SmsDeliveryFailed):
             make_service(clock, twilio_sender(bad.base_url)).send(PHONE, "sms", "en", "203.0.113.5")
-        assert good.verify(PHONE, first).phone == PHONE
+        assert good.verify(PHONE, first, "203.0.113.5").phone == PHONE
 
 
 # ----------------------------------------------------------------- Firestore
@@ -226,6 +231,10 @@ def test_firestore_outage_mid_run_and_recovery(own_firestore, tmp_path, figures)
     pool.shutdown()
     assert (send.proc.pid, verify.proc.pid) == pids, "recovery must not need a restart"
     answers = sorted(f"{st} {b.get('error', {}).get('code', b.get('status', 'ok'))}" for st, b, _ in results)
+    assert texts_during_outage == 0, "nothing may be texted when the code cannot be stored"
+    assert all(st in (200, 202, 401, 503) for st, _, _ in results), answers
+    logs = send.log_path.read_text() + verify.log_path.read_text()
+    assert "unhandled error" not in logs
     figures("faults_firestore", {
         "in_flight_during_outage": len(results),
         "in_flight_answers": answers,
@@ -235,31 +244,35 @@ def test_firestore_outage_mid_run_and_recovery(own_firestore, tmp_path, figures)
         "recovered_seconds_after_emulator_back": round(recovered_after, 2),
         "requests_until_recovered": attempts,
         "function_restarted": False,
-        "prompt_503_while_down": "yes: test_firestore_outage_answers_503_in_bounded_time",
     })
-    assert texts_during_outage == 0, "nothing may be texted when the code cannot be stored"
-    assert all(st in (200, 202, 401, 503) for st, _, _ in results), answers
-    logs = send.log_path.read_text() + verify.log_path.read_text()
-    assert "unhandled error" not in logs
 
 
-@pytest.mark.prove
+# The contract: a Firestore outage is a 503 within 5 s (store.CALL_TIMEOUT), with 1.5 s
+# for the request's own work on a loaded machine. The hang this guards against took minutes.
+OUTAGE_ANSWER_BOUND = 5.0 + 1.5
+
+
 def test_firestore_outage_answers_503_in_bounded_time(own_firestore, figures):
+    """In `make test`: a store.CALL_TIMEOUT of 120 s (the client's own default retry) fails this."""
     send, verify = own_firestore["send"], own_firestore["verify"]
     assert timed_post(send.url, {"phone": phone(1)})[0] == 202
     stop_and_wait_closed(own_firestore["emulator"])
-    seconds = {}
-    for name, url, body in (("verify_otp", verify.url, {"phone": phone(1), "code": "123456"}),
-                            ("send_otp", send.url, {"phone": phone(2)})):
-        status, data, elapsed = timed_post(url, body, timeout=30)
-        assert status == 503 and data["error"]["code"] == "unavailable"
-        seconds[name] = round(elapsed, 2)
+    requests_while_down = [("verify_otp", verify.url, {"phone": phone(1), "code": "123456"})] * 2
+    requests_while_down += [("send_otp", send.url, {"phone": phone(2 + i)}) for i in range(2)]
+    with ThreadPoolExecutor(len(requests_while_down)) as pool:  # concurrent: each answer is bounded, not only the first
+        answers = list(pool.map(lambda r: (r[0], *timed_post(r[1], r[2], timeout=60)), requests_while_down))
+    seconds: dict[str, list[float]] = {}
+    for name, status, data, elapsed in answers:
+        assert status == 503 and data["error"]["code"] == "unavailable", (name, status, data)
+        seconds.setdefault(name, []).append(round(elapsed, 2))
     started = time.monotonic()
-    health = requests.get(f"{verify.url}/healthz", timeout=30)
-    seconds["health"] = round(time.monotonic() - started, 2)
+    health = requests.get(f"{verify.url}/healthz", timeout=60)
+    seconds["health"] = [round(time.monotonic() - started, 2)]
     assert health.status_code == 503 and health.json()["checks"]["firestore"] != "ok"
-    figures("faults_firestore_down", {"answer": "503 unavailable", "seconds": seconds})
-    assert max(seconds.values()) < 15, seconds
+    slowest = max(max(v) for v in seconds.values())
+    assert slowest <= OUTAGE_ANSWER_BOUND, seconds
+    figures("faults_firestore_down", {"answer": "503 unavailable", "seconds": seconds,
+                                      "bound_seconds": OUTAGE_ANSWER_BOUND, "slowest_seconds": slowest})
 
 
 # ------------------------------------------------------------ Secret Manager
