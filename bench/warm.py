@@ -207,7 +207,8 @@ def login(fns: Functions, bare: RawFloor, users: seed.UserSeeder, n: int, warmup
     result["ratio_p50_by_code"] = ratio(result["reference"]["function_by_code"]["p50_ms"], result["floor"]["p50_ms"])
     result["round_trips_by_code"] = _rpc_report(rpcs["function_by_code"], warmup)
     result["floor_definition"] = (
-        "functions-framework function doing one document get and one Argon2id verification (the stored "
-        "hash's parameters: m=19 MiB, t=3, p=1); the function's main row is a login by email"
+        "functions-framework function doing the reservation's read and commit (user + 3 lockout documents), "
+        "one Argon2id verification (the stored hash's parameters: m=19 MiB, t=3, p=1) and the release's read "
+        "and commit; the function's main row is a login by email (one pointer get more)"
     )
     return result

@@ -12,8 +12,10 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
   (creates for absent documents, guarded updates for present ones), then one
   Twilio `messages.create` with the twilio SDK, pointed at Prism as the tests
   point it.
-- login: one document get, then one Argon2id verification of the password
-  against the document's `password_hash`.
+- login: one BatchGetDocuments of the user and the 3 lockout documents and one
+  Commit of those 3 (the attempt reserved before the hash), one Argon2id
+  verification of the password against the user's `password_hash`, then one
+  BatchGetDocuments and one Commit of the 3 lockout documents (given back).
 
 Imports are what the function truly needs: functions_framework, the Firestore
 and Secret Manager clients, and twilio for send_otp only (FUNCTION_TARGET).
@@ -86,7 +88,7 @@ def _twilio(values: dict):
     return Client(values["twilio-account-sid"], values["twilio-auth-token"], http_client=Rewriting(timeout=5))
 
 
-def _read_commit(db, read: list[str], writes: dict[str, dict]) -> None:
+def _read_commit(db, read: list[str], writes: dict[str, dict]) -> dict:
     refs = [db.document(p) for p in read]
     snaps = {s.reference.path: s for s in db.get_all(refs)}
     batch = db.batch()
@@ -97,6 +99,7 @@ def _read_commit(db, read: list[str], writes: dict[str, dict]) -> None:
         else:
             batch.create(db.document(path), data)
     batch.commit()
+    return snaps
 
 
 @functions_framework.http
@@ -146,10 +149,18 @@ def send_otp(request):
 
 @functions_framework.http
 def login(request):
+    import time
+    from datetime import UTC, datetime
+
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
     body = request.get_json()
     state = _ready("login")
-    snap = state["db"].document(body["path"]).get()
-    Argon2id.verify_phc_encoded(body["password"].encode(), snap.get("password_hash"))
+    db = state["db"]
+    now = time.time()
+    expires = datetime.fromtimestamp(now + 3600, tz=UTC)
+    locks = [f"bench_floor/login{i}:{body['path'].replace('/', ':')}" for i in range(3)]
+    snaps = _read_commit(db, [body["path"], *locks], {p: {"events": [now], "expires_at": expires} for p in locks})
+    Argon2id.verify_phc_encoded(body["password"].encode(), snaps[body["path"]].get("password_hash"))
+    _read_commit(db, locks, {p: {"events": [], "expires_at": expires} for p in locks})
     return {"ok": True}

@@ -121,10 +121,12 @@ class Settings:
     jwt_issuer: str = "otplogin"
     jwt_audience: str = "otplogin-clients"
     jwt_ttl_seconds: int = 3600
-    # Login
+    # Login (docs/architecture.md, "Lockout"): a lock per (account, client), an account-wide ceiling
     login_failures_before_lock: int = 5
     login_lock_base_seconds: int = 60
     login_lock_max_seconds: int = 3600
+    login_lock_decay_seconds: int = 3600
+    login_account_failures_per_hour: int = 20
     logins_per_ip_per_hour: int = 100
     # Plumbing
     secrets_refresh_seconds: int = 300
@@ -173,6 +175,8 @@ class Settings:
             login_failures_before_lock=_int(env, "LOGIN_FAILURES_BEFORE_LOCK", 5, 1, 100),
             login_lock_base_seconds=_int(env, "LOGIN_LOCK_BASE_SECONDS", 60, 1, 86400),
             login_lock_max_seconds=_int(env, "LOGIN_LOCK_MAX_SECONDS", 3600, 1, 86400 * 7),
+            login_lock_decay_seconds=_int(env, "LOGIN_LOCK_DECAY_SECONDS", 3600, 1, 86400 * 30),
+            login_account_failures_per_hour=_int(env, "LOGIN_ACCOUNT_FAILURES_PER_HOUR", 20, 1, 1_000_000),
             logins_per_ip_per_hour=_int(env, "LOGINS_PER_IP_PER_HOUR", 100, 1, 1_000_000),
             secrets_refresh_seconds=_int(env, "SECRETS_REFRESH_SECONDS", 300, 1, 86400),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 8192, 256, 1_048_576),

@@ -169,6 +169,26 @@ class Keyring:
         except (InvalidToken, UnicodeError):
             raise UndecryptableError(kid, kid is not None) from None
 
+    def kid_of(self, stored: object) -> str | None:
+        """The kid of the key a stored value needs, or None when no one can tell.
+
+        A value's recorded kid is taken as is (the ring may lack it). A legacy
+        value without one is tried against each key alone, so a report can say
+        which key it still needs; None if none decrypts it (or it is malformed).
+        """
+        if not isinstance(stored, str):
+            return None
+        kid = stored_kid(stored)
+        if kid is not None:
+            return kid if _KID_RE.fullmatch(kid) else None
+        for candidate, fernet in self._fernets.items():
+            try:
+                fernet.decrypt(stored.encode("ascii"))
+            except (InvalidToken, UnicodeError):
+                continue
+            return candidate
+        return None
+
     def needs_reencrypt(self, stored: str) -> bool:
         """True when the value was not made by the primary key (including legacy values)."""
         return stored_kid(stored) != self.primary_kid

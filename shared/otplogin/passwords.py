@@ -16,8 +16,10 @@ Default parameters: m=19456 KiB (19 MiB), t=3, p=1.
 * p=1: an instance has one vCPU or less, so more lanes would only add overhead.
 
 Raise the parameters by passing a stronger :class:`Argon2Params`; existing
-hashes keep verifying, and :func:`needs_rehash` tells the login path to
-re-hash them after the next successful verification.
+hashes keep verifying, and :func:`rehash_params` tells the login path what to
+re-hash them with after the next successful verification: each cost raised to
+the target, none ever lowered (a 64 MiB hash stays at 64 MiB when the default
+asks for more passes).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "hash_password",
     "needs_rehash",
     "parse_phc",
+    "rehash_params",
     "verify_against_dummy",
     "verify_password",
 ]
@@ -86,6 +89,12 @@ class Argon2Params:
     def weaker_than(self, other: Argon2Params) -> bool:
         """True when any cost is below ``other``'s (so a re-hash would raise it)."""
         return self.memory_kib < other.memory_kib or self.iterations < other.iterations or self.lanes < other.lanes
+
+    def at_least(self, other: Argon2Params) -> Argon2Params:
+        """Each cost the larger of the two: raises what is below ``other``, keeps what is above."""
+        return Argon2Params(
+            max(self.memory_kib, other.memory_kib), max(self.iterations, other.iterations), max(self.lanes, other.lanes)
+        )
 
 
 #: The floor below which nothing should be hashed (OWASP Password Storage Cheat Sheet).
@@ -177,16 +186,23 @@ def verify_password(password: str, phc: str) -> bool:
     return True
 
 
-def needs_rehash(phc: str, params: Argon2Params = DEFAULT_PARAMS) -> bool:
-    """True when ``phc`` was made with weaker costs than ``params`` (or cannot be parsed).
+def rehash_params(phc: str, params: Argon2Params = DEFAULT_PARAMS) -> Argon2Params | None:
+    """What to re-hash ``phc`` with after a successful :func:`verify_password`, or None to keep it.
 
-    Call it after a successful :func:`verify_password` and store a fresh hash;
-    a hash stronger than ``params`` is kept (never downgraded).
+    A cost below ``params`` is raised to it; a cost above is kept, so a re-hash
+    never makes a stored hash cheaper to attack in any dimension. An
+    unparsable hash (it cannot have verified) gets ``params``.
     """
     try:
-        return parse_phc(phc).weaker_than(params)
+        stored = parse_phc(phc)
     except MalformedHashError:
-        return True
+        return params
+    return stored.at_least(params) if stored.weaker_than(params) else None
+
+
+def needs_rehash(phc: str, params: Argon2Params = DEFAULT_PARAMS) -> bool:
+    """True when some cost of ``phc`` is below ``params`` (see :func:`rehash_params`), or it cannot be parsed."""
+    return rehash_params(phc, params) is not None
 
 
 @functools.lru_cache(maxsize=4)

@@ -135,16 +135,15 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def _signer(name: str, audience: str, ttl_seconds: int) -> TokenSigner:
+def _signer(name: str, issuer: str, audience: str, ttl_seconds: int, typ: str) -> TokenSigner:
     from otplogin.tokens import SigningKeyError, TokenSigner
 
-    cfg = settings()
     text = secret(JWT_SIGNING_KEYS)
     try:
         return _memo(
             name,
             text,
-            lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
+            lambda: TokenSigner.from_secret(text, issuer=issuer, audience=audience, ttl_seconds=ttl_seconds, typ=typ),
         )
     except SigningKeyError as exc:  # the store already parses it; this only guards a key error from becoming a 500
         raise SecretUnavailable(JWT_SIGNING_KEYS, f"malformed: {exc}") from None
@@ -155,16 +154,23 @@ def token_signer() -> TokenSigner:
 
     Handlers build it before consuming a code or sending a text, so a key problem answers
     503 `unavailable` while the code is still usable."""
+    from otplogin.tokens import ACCESS_TOKEN_TYPE
+
     cfg = settings()
-    return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
+    return _signer("signer", cfg.jwt_issuer, cfg.jwt_audience, cfg.jwt_ttl_seconds, ACCESS_TOKEN_TYPE)
 
 
 def mfa_signer() -> TokenSigner:
     """Signs the short-lived token that links a password step to its second factor.
 
-    Its own audience, so it can never be used as an access token."""
+    Its own type header, issuer and audience, so it is never taken for an access
+    token, not even by a service that skips the audience check."""
+    from otplogin.tokens import SECOND_FACTOR_TOKEN_TYPE
+
     cfg = settings()
-    return _signer("mfa_signer", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds)
+    return _signer(
+        "mfa_signer", f"{cfg.jwt_issuer}:mfa", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds, SECOND_FACTOR_TOKEN_TYPE
+    )
 
 
 def pii_keyring() -> Keyring | None:
@@ -184,7 +190,9 @@ def pii_keyring() -> Keyring | None:
 def signin() -> SignIn:
     from otplogin.signin import SignIn
 
-    return _memo("signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service))
+    return _memo(
+        "signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service, pepper=lambda: secret(OTP_PEPPER))
+    )
 
 
 def health(secret_ids: Iterable[str], extra: dict[str, Callable[[], str]] | None = None) -> dict[str, Any]:

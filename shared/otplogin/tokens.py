@@ -2,9 +2,15 @@
 
 Secret ``jwt-signing-keys``: ``{"keys": [{"kid": "...", "private_key_pem": "..."}]}``
 (Ed25519, PKCS8 PEM). The first key signs; every key's public half is published
-in the JWKS, so other backends verify without the secret. Rotation: add the new
-key first (tokens from the old one keep verifying), drop the old key once its
-tokens have expired (``ttl_seconds`` later).
+in the JWKS, so other backends verify without the secret. Rotation
+(``otplogin-admin rotate-signing-key``): add the new key *last*, so it is
+published but does not sign; once every instance and every JWKS cache has it,
+move it first; drop the old key once its tokens have expired.
+
+Every token names its kind in the ``typ`` header: access tokens are ``at+jwt``
+(RFC 9068), second-factor tokens :data:`SECOND_FACTOR_TOKEN_TYPE`, with an
+issuer and an audience of their own. :func:`verify_with_jwks` accepts only the
+type it is asked for (access tokens by default).
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 __all__ = [
+    "ACCESS_TOKEN_TYPE",
     "ALGORITHM",
     "RESERVED_CLAIMS",
+    "SECOND_FACTOR_TOKEN_TYPE",
     "SigningKeyError",
     "TokenSigner",
     "generate_signing_key",
@@ -35,6 +43,11 @@ __all__ = [
 ALGORITHM = "EdDSA"
 #: Claims the signer sets itself; callers' extra claims may not override them.
 RESERVED_CLAIMS = frozenset({"iss", "aud", "sub", "iat", "nbf", "exp", "jti"})
+#: The ``typ`` header of an access token (RFC 9068, JWT access tokens).
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a header value, not a secret)
+#: The ``typ`` header of the token linking a password step to its second factor:
+#: a verifier that checks the type (or the issuer) never takes it for an access token.
+SECOND_FACTOR_TOKEN_TYPE = "otplogin-mfa+jwt"  # noqa: S105 (a header value, not a secret)
 
 _KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -57,7 +70,7 @@ def _new_jti() -> str:
 
 
 class TokenSigner:
-    """Issues access tokens with the first key and publishes every key as a JWKS."""
+    """Issues tokens of one type (access tokens by default) with the first key; publishes every key as a JWKS."""
 
     def __init__(
         self,
@@ -66,6 +79,7 @@ class TokenSigner:
         issuer: str,
         audience: str,
         ttl_seconds: int = 3600,
+        typ: str = ACCESS_TOKEN_TYPE,
         clock: Callable[[], float] = time.time,
         new_jti: Callable[[], str] = _new_jti,
     ) -> None:
@@ -77,6 +91,7 @@ class TokenSigner:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self.typ = typ
         self._clock = clock
         self._new_jti = new_jti
         # Public keys never change for an instance: build the JWKS once.
@@ -90,6 +105,7 @@ class TokenSigner:
         issuer: str,
         audience: str,
         ttl_seconds: int = 3600,
+        typ: str = ACCESS_TOKEN_TYPE,
         clock: Callable[[], float] = time.time,
         new_jti: Callable[[], str] = _new_jti,
     ) -> TokenSigner:
@@ -99,6 +115,7 @@ class TokenSigner:
             issuer=issuer,
             audience=audience,
             ttl_seconds=ttl_seconds,
+            typ=typ,
             clock=clock,
             new_jti=new_jti,
         )
@@ -140,15 +157,17 @@ class TokenSigner:
             "jti": self._new_jti(),
         }
         key = self._keys[0]
-        return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+        return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": self.typ})
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The public JWKS (RFC 7517) of every key, safe to publish."""
         return {"keys": [dict(k) for k in self._jwks["keys"]]}
 
     def verify(self, token: str, *, leeway: float = 0) -> dict[str, Any]:
-        """Verify a token against this signer's own keys, issuer and audience (see :func:`verify_with_jwks`)."""
-        return verify_with_jwks(token, self._jwks, issuer=self.issuer, audience=self.audience, leeway=leeway)
+        """Verify a token against this signer's own keys, issuer, audience and type (see :func:`verify_with_jwks`)."""
+        return verify_with_jwks(
+            token, self._jwks, issuer=self.issuer, audience=self.audience, typ=self.typ, leeway=leeway
+        )
 
 
 def _public_jwk(kid: str, private_key: Ed25519PrivateKey) -> dict[str, str]:
@@ -198,15 +217,20 @@ def verify_with_jwks(
     *,
     issuer: str,
     audience: str,
+    typ: str = ACCESS_TOKEN_TYPE,
     leeway: float = 0,
 ) -> dict[str, Any]:
-    """Verify an EdDSA token with the key its ``kid`` names in ``jwks``; return its claims.
+    """Verify an EdDSA token of type ``typ`` with the key its ``kid`` names in ``jwks``; return its claims.
 
     Needs only the public JWKS, so any backend can use it. The algorithm is
-    fixed to EdDSA whatever the header says; exp, iat, iss, aud, sub and jti
-    are required. Raises ``jwt.InvalidTokenError`` (or a subclass) on any failure.
+    fixed to EdDSA whatever the header says; the ``typ`` header must be ``typ``
+    (an access token by default: a second-factor token is refused even where
+    its audience would be accepted); exp, iat, iss, aud, sub and jti are
+    required. Raises ``jwt.InvalidTokenError`` (or a subclass) on any failure.
     """
     header = jwt.get_unverified_header(token)
+    if _media_type(header.get("typ")) != _media_type(typ):
+        raise jwt.InvalidTokenError(f"token type is not {typ!r}")
     kid = header.get("kid")
     if not isinstance(kid, str):
         raise jwt.InvalidTokenError("token has no kid header")
@@ -226,6 +250,14 @@ def verify_with_jwks(
         leeway=leeway,
         options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
     )
+
+
+def _media_type(value: object) -> str | None:
+    """``typ`` compared as RFC 8725 says: case-insensitive, ``application/`` optional."""
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    return value.removeprefix("application/")
 
 
 def generate_signing_key(kid: str | None = None) -> dict[str, str]:

@@ -85,21 +85,27 @@ def get_by_email(email: str) -> User | None:
 def lookup_path(*, email: str | None, code: str | None) -> str:
     """The document a sign-in reads first: the email pointer, or the user itself.
 
-    Normalizes (400 `InvalidRequest` if malformed), so the caller can read it in
-    the same round trip as its other documents and finish with `resolve`."""
+    Normalizes (400 `InvalidRequest` if malformed); finish with `account_path`."""
     if email:
         return f"{EMAILS}/{normalize_email(email)}"
     return f"{USERS}/{normalize_code(code or '')}"
 
 
-def resolve(path: str, doc: store.Doc | None) -> User | None:
-    """The user a `lookup_path` document leads to (an email pointer costs one more get)."""
-    if doc is None:
-        return None
-    collection, _, doc_id = path.partition("/")
-    if collection == EMAILS:
-        return get_by_code(doc["code"])
-    return User(doc_id, doc)
+def is_pointer(path: str) -> bool:
+    """True for an email pointer path (`user_emails/...`), which costs one get to follow."""
+    return path.startswith(f"{EMAILS}/")
+
+
+def account_path(path: str, pointer: store.Doc | None = None) -> str | None:
+    """The user document a `lookup_path` names: itself, or where its email pointer leads (None: no such email)."""
+    if not is_pointer(path):
+        return path
+    return f"{USERS}/{pointer['code']}" if pointer else None
+
+
+def user_at(path: str, doc: store.Doc | None) -> User | None:
+    """The user stored at `users/{code}`, or None if there is none."""
+    return User(path.partition("/")[2], doc) if doc is not None else None
 
 
 def create(
@@ -116,9 +122,6 @@ def create(
         "role": role,
         "password_hash": password_hash,
         "mfa_enabled": mfa_enabled,
-        "failed_logins": 0,
-        "lock_level": 0,
-        "locked_until": 0.0,
         "created_at": now or time.time(),
     }
     for name in PII_FIELDS:

@@ -15,11 +15,13 @@ import threading
 import time
 from types import SimpleNamespace
 
+import jwt
 import pytest
 from cryptography.fernet import Fernet
 
 from otplogin import cli, passwords, runtime, store, users
 from otplogin.keyring import Keyring, key_id, stored_kid
+from otplogin.tokens import verify_with_jwks
 from tests.support.secret_manager import LocalSecretManager
 
 PASSWORD = "correct horse battery staple"
@@ -226,12 +228,13 @@ def test_rotation_loses_no_concurrent_login_update(iso, password_hash, capsys):
     increments = {c: 0 for c in codes}
     lock = threading.Lock()
 
-    def count_failures():  # what a failed login does: failed_logins + 1 in one atomic read-check-write
+    def count_failures():  # another writer of user documents (a rehash at login, say): one atomic update each
         i = 0
         while not done.is_set() or i < 2 * len(codes):
             path = f"users/{codes[i % len(codes)]}"
             store.atomic_update(
-                [path], lambda docs, p=path: store.Plan(None, {p: {"failed_logins": docs[p]["failed_logins"] + 1}}),
+                [path],
+                lambda docs, p=path: store.Plan(None, {p: {"failed_logins": docs[p].get("failed_logins", 0) + 1}}),
                 max_attempts=50,
             )
             with lock:
@@ -300,6 +303,34 @@ def test_an_undecryptable_value_is_reported_and_the_run_goes_on(iso, password_ha
     assert f"key {iso.old_kid} is no longer used by any user" in out
 
 
+def add_legacy_user(code: str, token: str, password_hash: str) -> None:
+    """A user whose phone is a legacy value: a bare Fernet token, without the `<kid>:` prefix."""
+    users.create(code=code, email=f"{code.lower()}@example.com", password_hash=password_hash, role="user",
+                 keyring=Keyring([Fernet.generate_key().decode()]), pii={})
+    store.client().document(f"users/{code}").update({"phone_enc": token})
+
+
+def test_the_report_finds_the_key_a_legacy_value_needs_and_keeps_it(iso, password_hash, capsys):
+    make_users(4, iso.ring, password_hash)  # USR0000-3, sorted before the legacy user
+    add_legacy_user("ZZZ0001", Fernet(iso.old_key).encrypt(PHONE.encode()).decode(), password_hash)
+    code, out, err = run(["rotate-keys", "--propagation-wait", "0", "--batch", "4"], capsys)
+    assert code == 0, out + err
+    assert enc_values("ZZZ0001")["phone"].count(":") == 0  # not reached by this batch
+    assert "it can be removed from pii-keyring" not in out
+    assert f"key {iso.old_kid} is still used by 1 value" in out and "1 without a key id" in out
+
+
+def test_the_report_advises_no_removal_while_a_value_s_key_is_unknown(iso, password_hash, capsys):
+    make_users(3, iso.ring, password_hash)
+    stray = Fernet(Fernet.generate_key()).encrypt(PHONE.encode()).decode()  # a key the ring never had
+    add_legacy_user("ZZZ0002", stray, password_hash)
+    code, out, err = run(["rotate-keys", "--propagation-wait", "0"], capsys)
+    assert code == 1  # the stray value cannot be re-encrypted
+    assert "it can be removed from pii-keyring" not in out
+    assert "1 value has no key id and no key in pii-keyring decrypts it" in out
+    assert f"key {iso.old_kid} is used by no value whose key is known" in out
+
+
 def test_rotation_waits_for_running_functions_to_load_the_new_key(iso, capsys):
     started = time.monotonic()
     code, _, err = run(["rotate-keys", "--propagation-wait", "1"], capsys)
@@ -318,6 +349,100 @@ def test_rotation_refuses_to_run_twice_at_once_or_over_a_mismatch(iso, capsys):
     code, _, err = run(["rotate-keys", "--propagation-wait", "0"], capsys)
     assert code == 1 and "canary does not decrypt" in err
     assert Keyring.from_secret(latest(iso.sm, "pii-keyring")).kids == (iso.old_kid,)  # no key added
+
+
+# -- rotate-signing-key -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def signing_keys(iso):
+    """This module's jwt-signing-keys, put back as it was after the test."""
+    before = latest(iso.sm, "jwt-signing-keys")
+    yield iso.sm
+    iso.sm.add("jwt-signing-keys", before)
+    runtime.reset()
+
+
+def kids_of(sm: LocalSecretManager) -> list[str]:
+    return [k["kid"] for k in json.loads(latest(sm, "jwt-signing-keys"))["keys"]]
+
+
+def signing_kid() -> str:
+    runtime.reset()  # what a function instance signs with once it has refreshed the secret
+    return jwt.get_unverified_header(runtime.token_signer().issue("u1"))["kid"]
+
+
+def test_rotate_signing_key_publishes_the_key_then_waits_then_signs_with_it(signing_keys, capsys):
+    from tests.support.apps import app_client
+
+    (old_kid,) = kids_of(signing_keys)
+    old_token = runtime.token_signer().issue("u1")
+    result: dict = {}
+    started = time.monotonic()
+    rotation = threading.Thread(target=lambda: result.update(code=cli.main(["rotate-signing-key", "--publish-wait", "3"])))
+    rotation.start()
+    deadline = time.monotonic() + 20
+    while len(kids_of(signing_keys)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Published, not signing: every verifier gets the key before any token needs it.
+    published = kids_of(signing_keys)
+    assert len(published) == 2 and published[0] == old_kid, published
+    new_kid = published[1]
+    assert signing_kid() == old_kid
+    jwks = app_client("login").get("/.well-known/jwks.json").get_json()
+    assert {k["kid"] for k in jwks["keys"]} == {old_kid, new_kid}
+    rotation.join(30)
+    out, err = capsys.readouterr()
+    assert result["code"] == 0, out + err
+    assert time.monotonic() - started >= 3 and "waiting" in err
+    assert kids_of(signing_keys) == [new_kid, old_kid]
+    assert signing_kid() == new_kid
+    jwks = app_client("login").get("/.well-known/jwks.json").get_json()
+    for token in (old_token, runtime.token_signer().issue("u2")):  # tokens of both keys verify
+        verify_with_jwks(token, jwks, issuer="otplogin", audience="otplogin-clients")
+    assert f"key {new_kid} now signs" in out and f"remove key {old_kid}" in out
+    assert "PRIVATE KEY" not in out + err
+
+
+def test_rotate_signing_key_resumes_a_published_key_without_adding_another(signing_keys, capsys, monkeypatch):
+    from otplogin.cli import signing
+    from otplogin.tokens import generate_signing_key
+
+    real_wait = signing.wait_until
+
+    def no_real_wait(ctx, until, renew, why):  # a wait still to come would hang the suite: fail instead
+        assert until <= time.time() + 5, f"would wait {until - time.time():.0f} s"
+        real_wait(ctx, until, renew, why)
+
+    monkeypatch.setattr(signing, "wait_until", no_real_wait)
+    data = json.loads(latest(signing_keys, "jwt-signing-keys"))
+    old_kid = data["keys"][0]["kid"]
+    pending = generate_signing_key() | {"published_at": int(time.time()) - 3600}  # published an hour ago
+    signing_keys.add("jwt-signing-keys", json.dumps({"keys": [*data["keys"], pending]}))
+    code, out, err = run(["rotate-signing-key", "--publish-wait", "1800"], capsys)  # its wait is over
+    assert code == 0, out + err
+    assert "resuming" in err and kids_of(signing_keys) == [pending["kid"], old_kid]
+    code, out, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)  # a new rotation publishes anew
+    assert code == 0 and len(kids_of(signing_keys)) == 3 and kids_of(signing_keys)[0] != pending["kid"]
+
+
+def test_rotate_signing_key_refuses_a_malformed_secret_or_a_concurrent_run(signing_keys, capsys):
+    signing_keys.add("jwt-signing-keys", json.dumps({"keys": [{"kid": "k1", "private_key_pem": "nope"}]}))
+    code, _, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)
+    assert code == 1 and "private_key_pem is not" in err
+    assert kids_of(signing_keys) == ["k1"]  # nothing added
+    store.client().document("system/jwt_rotation").set(
+        {"owner": "elsewhere:1:x", "started_at": time.time(), "expires_at": time.time() + 60}
+    )
+    code, _, err = run(["rotate-signing-key", "--publish-wait", "0"], capsys)
+    assert code == 1 and "another rotate-signing-key is running" in err
+
+
+def test_the_wait_covers_the_jwks_cache_the_functions_announce():
+    from otplogin import http
+    from otplogin.cli import signing
+
+    assert http.PUBLIC_CACHE == f"public, max-age={signing.JWKS_CACHE_SECONDS}"
 
 
 # -- check-keys -----------------------------------------------------------------------------

@@ -501,14 +501,15 @@ def run_flows(p: dict, other_sm, jwt_keys: str, outbox_codes, store, generate_ke
         assert post(verify, {"phone": PHONE_MA, "code": wrong_ma}).status_code == 401
     assert post(verify, {"phone": PHONE_MA, "code": code_ma}).json()["error"]["code"] == "too_many_attempts"
 
-    # Login: success, unknown user, lockout, then the per-IP failure cap (6 an hour here).
+    # Login: success, unknown user, lockout (of the guessing client), then the per-IP failure cap (6 an hour here).
     assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
     assert post(login, {"email": "nobody@example.com", "password": "x"}, ip="198.51.100.1").status_code == 401
     for _ in range(5):
         assert post(login, {"code": "MAN0001RAB", "password": "wrong"}, ip="198.51.100.2").status_code == 401
-    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).json()["error"]["code"] == "account_locked"
-    for _ in range(5):
-        post(login, {"email": "nobody@example.com", "password": "x"}, ip="198.51.100.1")
+    locked = post(login, {"code": "MAN0001RAB", "password": PASSWORD}, ip="198.51.100.2")
+    assert locked.json()["error"]["code"] == "account_locked"
+    for i in range(5):
+        post(login, {"email": f"nobody{i}@example.com", "password": "x"}, ip="198.51.100.1")
     assert post(login, {"email": "nobody@example.com", "password": "x"}, ip="198.51.100.1").json()["error"]["limit"] == "login_ip"
 
     # Second factor: password, code by SMS, verify_otp completes the login.

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+import threading
 import time
+from concurrent import futures
 
 import jwt
 import pytest
 
 from otplogin import passwords, runtime, store, users
 from otplogin.keyring import generate_key, key_id
-from otplogin.tokens import verify_with_jwks
+from otplogin.tokens import SECOND_FACTOR_TOKEN_TYPE, verify_with_jwks
 from tests.support.apps import app_client, outbox_codes
 from tests.support.secret_manager import LocalSecretManager
 
@@ -87,6 +89,11 @@ def test_unknown_user_costs_one_argon2_verification_like_a_known_one(login):
     assert 0.5 < unknown / known < 2.0, (known, unknown)
 
 
+def lock_documents() -> list:
+    """The (account, client) lock states: `otp_counters/login_client:*` (ids are HMACs)."""
+    return [d for d in store.client().collection("otp_counters").stream() if d.id.startswith("login_client:")]
+
+
 def test_lockout_with_backoff_then_unlock(login):
     make_user()
     for _ in range(5):
@@ -95,25 +102,34 @@ def test_lockout_with_backoff_then_unlock(login):
     assert r.status_code == 429 and r.get_json()["error"]["code"] == "account_locked"
     assert 50 <= int(r.headers["Retry-After"]) <= 60
     # Unlock after the backoff: move the lock into the past (the clock is the document's).
-    store.client().document("users/MAN0001RAB").update({"locked_until": time.time() - 1})
+    (lock,) = lock_documents()
+    assert lock.get("level") == 1 and "MAN0001RAB" not in lock.id
+    lock.reference.update({"locked_until": time.time() - 1})
     assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
-    doc = store.client().document("users/MAN0001RAB").get().to_dict()
-    assert doc["failed_logins"] == 0 and doc["lock_level"] == 0
+    doc = lock_documents()[0].to_dict()
+    assert doc["failures"] == 0 and doc["level"] == 0 and doc["known_until"] > time.time()
+
+
+def signin_with_clock(now: list[float]):
+    from otplogin.signin import SignIn
+
+    return SignIn(
+        runtime.settings(), keyring=runtime.pii_keyring, otp=runtime.otp_service,
+        pepper=lambda: runtime.secret(runtime.OTP_PEPPER), clock=lambda: now[0],
+    )
 
 
 def test_lock_doubles_on_repeated_lockouts(stack):
-    from otplogin.signin import SignIn
-
     make_user()
     now = [1_800_000_000.0]
-    signin = SignIn(runtime.settings(), keyring=runtime.pii_keyring, otp=runtime.otp_service, clock=lambda: now[0])
+    signin = signin_with_clock(now)
     locks = []
     for _ in range(3):
         for _ in range(5):
             with pytest.raises(Exception) as err:
                 signin.login(email=None, code="MAN0001RAB", password="nope", client_ip="192.0.2.1")
             assert err.value.code == "invalid_credentials"
-        locks.append(store.client().document("users/MAN0001RAB").get().get("locked_until") - now[0])
+        locks.append(lock_documents()[0].get("locked_until") - now[0])
         now[0] += locks[-1] + 1
     assert locks == [60, 120, 240]
 
@@ -196,7 +212,7 @@ def test_second_factor_end_to_end(login):
     code = outbox_codes(store.client(), PHONE)[-1]
     verify = app_client("verify_otp")
     # The mfa token is not an access token.
-    with pytest.raises(jwt.InvalidAudienceError):
+    with pytest.raises(jwt.InvalidTokenError):
         verify_with_jwks(step["mfa_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
     r = post(verify, {"mfa_token": step["mfa_token"], "code": code})
     assert r.status_code == 200, r.get_data(as_text=True)
@@ -249,3 +265,196 @@ def test_jwt_from_login_and_verify_otp_verify_against_jwks_only(login):
     assert all(set(k) == {"kty", "crv", "x", "kid", "alg", "use"} for k in published["keys"])
     for token in (phone_token, user_token):
         assert verify_with_jwks(token, published, issuer="otplogin", audience="otplogin-clients")["iss"] == "otplogin"
+
+
+# -- guessing under concurrency, enumeration, lockout as denial of service ---------------------
+
+
+def post_from(client, body, ip):
+    """One request as `ip` sees it (the right end of X-Forwarded-For is the caller's address)."""
+    return post(client, body, headers={"X-Forwarded-For": ip})
+
+
+def answer(r) -> tuple:
+    return r.status_code, r.get_json(), r.headers.get("Retry-After")
+
+
+class Argon2Gate:
+    """Counts Argon2id verifications (real or dummy) and holds wrong ones until released.
+
+    Holding the wrong guesses keeps every request of a burst in flight at once, the
+    widest window a race between the lock check and the failure count can have."""
+
+    def __init__(self, monkeypatch):
+        self.real = passwords.verify_password
+        self.lock = threading.Lock()
+        self.wrong = self.right = 0
+        self.release = threading.Event()
+        monkeypatch.setattr(passwords, "verify_password", self.verify)
+
+    def verify(self, password, phc):
+        with self.lock:
+            if password == PASSWORD:
+                self.right += 1
+            else:
+                self.wrong += 1
+        if password != PASSWORD:
+            self.release.wait(30)
+        return self.real(password, phc)
+
+
+def burst(login, gate, bodies, ip):
+    """Send `bodies` in parallel from `ip`; return once each is held in Argon2id or answered."""
+    app = login.application
+    pool = futures.ThreadPoolExecutor(len(bodies))
+    pending = [pool.submit(post_from, app.test_client(), body, ip) for body in bodies]
+    deadline = time.monotonic() + 30
+    while gate.wrong + sum(f.done() for f in pending) < len(bodies) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pool, pending
+
+
+def test_parallel_wrong_passwords_get_no_more_hashes_than_the_lock_budget(login, monkeypatch):
+    make_user()
+    gate = Argon2Gate(monkeypatch)
+    pool, pending = burst(login, gate, [{"code": "MAN0001RAB", "password": f"guess-{i}"} for i in range(24)], "198.51.100.7")
+    try:
+        # The budget (5) is spent by guesses still in flight: the right password must not get in.
+        right = post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, "198.51.100.7")
+    finally:
+        gate.release.set()
+        answers = [f.result() for f in pending]
+        pool.shutdown()
+    assert gate.wrong <= 5, f"{gate.wrong} passwords evaluated for a budget of 5"
+    assert answer(right)[0] == 429 and right.get_json()["error"]["code"] == "account_locked"
+    assert gate.right == 0  # refused before Argon2id
+    codes = sorted(r.get_json()["error"]["code"] for r in answers)
+    assert codes.count("invalid_credentials") == gate.wrong and set(codes) <= {"invalid_credentials", "account_locked"}
+
+
+def test_parallel_guesses_from_one_ip_get_no_more_hashes_than_the_ip_budget(login, monkeypatch):
+    monkeypatch.setenv("LOGINS_PER_IP_PER_HOUR", "5")
+    runtime.reset()
+    make_user()
+    gate = Argon2Gate(monkeypatch)
+    bodies = [{"email": f"spray{i}@example.com", "password": f"guess-{i}"} for i in range(24)]
+    pool, pending = burst(login, gate, bodies, "198.51.100.8")
+    try:
+        right = post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, "198.51.100.8")
+    finally:
+        gate.release.set()
+        answers = [f.result() for f in pending]
+        pool.shutdown()
+    assert gate.wrong <= 5, f"{gate.wrong} passwords evaluated for an IP budget of 5"
+    assert right.status_code == 429 and right.get_json()["error"]["limit"] == "login_ip" and gate.right == 0
+    assert sum(r.status_code == 401 for r in answers) == gate.wrong
+
+
+def test_a_known_and_an_unknown_email_answer_the_same_sequence(login):
+    make_user()
+    known = [answer(post_from(login, {"email": "ana@example.com", "password": "nope"}, "198.51.100.9")) for _ in range(8)]
+    unknown = [answer(post_from(login, {"email": "bob@example.com", "password": "nope"}, "198.51.100.9")) for _ in range(8)]
+    assert known == unknown
+    assert [status for status, _, _ in known] == [401] * 5 + [429] * 3  # the unknown email is "locked" too
+    assert known[-1][1]["error"]["code"] == "account_locked" and 50 <= int(known[-1][2]) <= 60
+
+
+def test_an_attacker_locking_an_account_from_one_client_does_not_lock_out_the_owner(login):
+    make_user()
+    for _ in range(6):
+        post_from(login, {"code": "MAN0001RAB", "password": "nope"}, "203.0.113.66")
+    assert post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, "203.0.113.66").status_code == 429
+    r = post_from(login, {"email": "ana@example.com", "password": PASSWORD}, "198.51.100.20")
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
+def test_the_account_wide_ceiling_bounds_guesses_from_many_clients_but_lets_a_known_client_in(login, monkeypatch):
+    monkeypatch.setenv("LOGIN_FAILURES_BEFORE_LOCK", "2")
+    monkeypatch.setenv("LOGIN_ACCOUNT_FAILURES_PER_HOUR", "6")
+    runtime.reset()
+    make_user()
+    owner = "198.51.100.30"
+    assert post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, owner).status_code == 200
+    gate = Argon2Gate(monkeypatch)
+    gate.release.set()
+    for i in range(8):  # a botnet: 8 clients, 3 guesses each
+        for _ in range(3):
+            post_from(login, {"code": "MAN0001RAB", "password": "nope"}, f"203.0.113.{i + 1}")
+    assert gate.wrong == 6, f"{gate.wrong} guesses evaluated for an account-wide ceiling of 6"
+    r = post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, "192.0.2.99")  # a client never seen
+    assert r.status_code == 429 and r.get_json()["error"]["code"] == "account_locked"
+    assert 3500 <= int(r.headers["Retry-After"]) <= 3600 and gate.right == 0
+    assert post_from(login, {"code": "MAN0001RAB", "password": PASSWORD}, owner).status_code == 200
+
+
+def test_lock_levels_decay_when_a_client_stops_failing(stack):
+    from otplogin.errors import AccountLocked
+
+    make_user()
+    now = [1_800_000_000.0]
+    signin = signin_with_clock(now)
+
+    def lock_after_five_failures() -> int:
+        for _ in range(5):
+            with pytest.raises(Exception) as err:
+                signin.login(email=None, code="MAN0001RAB", password="nope", client_ip="192.0.2.1")
+            assert err.value.code == "invalid_credentials"
+        with pytest.raises(AccountLocked) as locked:
+            signin.login(email=None, code="MAN0001RAB", password="nope", client_ip="192.0.2.1")
+        return locked.value.retry_after
+
+    locks = []
+    for _ in range(3):
+        locks.append(lock_after_five_failures())
+        now[0] += locks[-1] + 1
+    assert locks == [60, 120, 240]
+    now[0] += 2 * runtime.settings().login_lock_decay_seconds  # quiet: two levels forgiven
+    assert lock_after_five_failures() == 120
+
+
+def test_rehash_never_lowers_a_stronger_parameter(login):
+    from otplogin.passwords import Argon2Params, parse_phc
+
+    make_user(params=Argon2Params(memory_kib=65536, iterations=2, lanes=1))  # 64 MiB, one pass fewer than now
+    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
+    new = parse_phc(store.client().document("users/MAN0001RAB").get().get("password_hash"))
+    assert new.memory_kib >= 65536 and new.iterations >= passwords.DEFAULT_PARAMS.iterations
+
+
+def test_rehash_does_not_overwrite_a_password_changed_meanwhile(login, monkeypatch):
+    from otplogin.passwords import Argon2Params
+
+    make_user(params=Argon2Params(memory_kib=19456, iterations=2, lanes=1))
+    real_hash = passwords.hash_password
+
+    def hash_while_the_owner_changes_the_password(password, *args, **kwargs):
+        # The password changes between this login's verification and its rehash write.
+        store.client().document("users/MAN0001RAB").update({"password_hash": real_hash("a brand new password")})
+        return real_hash(password, *args, **kwargs)
+
+    monkeypatch.setattr(passwords, "hash_password", hash_while_the_owner_changes_the_password)
+    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
+    stored = store.client().document("users/MAN0001RAB").get().get("password_hash")
+    assert passwords.verify_password("a brand new password", stored)
+
+
+def test_a_second_factor_token_is_no_access_token_even_for_a_service_that_skips_aud(login):
+    make_user(mfa=True)
+    mfa_token = post(login, {"email": "ana@example.com", "password": PASSWORD}).get_json()["mfa_token"]
+    keys = jwks(login)
+    header = jwt.get_unverified_header(mfa_token)
+    key = jwt.PyJWKSet.from_dict(keys)[header["kid"]]
+    # A backend that checks signature and issuer but forgot the audience:
+    with pytest.raises(jwt.InvalidIssuerError):
+        jwt.decode(mfa_token, key, algorithms=["EdDSA"], issuer="otplogin", options={"verify_aud": False})
+    # One that looks at the type header instead:
+    assert header["typ"] != "at+jwt"
+    # The access-token verifier refuses it by type, even told to expect its issuer and audience.
+    with pytest.raises(jwt.InvalidTokenError, match="token type"):
+        verify_with_jwks(mfa_token, keys, issuer="otplogin:mfa", audience="otplogin-clients:mfa")
+    assert verify_with_jwks(
+        mfa_token, keys, issuer="otplogin:mfa", audience="otplogin-clients:mfa", typ=SECOND_FACTOR_TOKEN_TYPE
+    )["user"] == "MAN0001RAB"
+    make_user(code="BOB0001RAB", email="bob@example.com")
+    access = post(login, {"email": "bob@example.com", "password": PASSWORD}).get_json()["access_token"]
+    assert jwt.get_unverified_header(access)["typ"] == "at+jwt"

@@ -133,6 +133,16 @@ def test_malformed_values_raise_undecryptable(stored: str) -> None:
         Keyring.from_secret(secret(OLD)).decrypt(stored)
 
 
+def test_kid_of_finds_the_key_a_legacy_value_needs() -> None:
+    ring = Keyring([NEW, OLD])
+    legacy = Fernet(OLD).encrypt(b"+243812345678").decode()
+    assert ring.kid_of(legacy) == key_id(OLD)  # tried key by key, not just "some key"
+    assert ring.kid_of(Keyring([OLD]).encrypt("x")) == key_id(OLD)
+    assert ring.kid_of("0123abcd:whatever") == "0123abcd"  # a recorded kid is taken as is
+    assert ring.kid_of(Fernet(generate_key()).encrypt(b"x").decode()) is None  # no key decrypts it
+    assert ring.kid_of("NOTAKID!:x") is None and ring.kid_of(42) is None
+
+
 def test_canary_passes_with_the_right_ring_and_through_rotation() -> None:
     canary = Keyring.from_secret(secret(OLD)).make_canary()
     Keyring.from_secret(secret(OLD)).check_canary(canary)

@@ -18,6 +18,7 @@ from otplogin.passwords import (
     hash_password,
     needs_rehash,
     parse_phc,
+    rehash_params,
     verify_against_dummy,
     verify_password,
 )
@@ -115,6 +116,16 @@ def test_needs_rehash_when_params_rise() -> None:
 def test_stronger_hash_is_not_downgraded() -> None:
     phc = hash_password("pw", Argon2Params(memory_kib=128, iterations=2, lanes=1))
     assert not needs_rehash(phc, CHEAP)
+
+
+def test_a_rehash_raises_the_weaker_cost_and_keeps_the_stronger_one() -> None:
+    # More memory than the target but one pass fewer: the rehash adds the pass, keeps the memory.
+    phc = hash_password("pw", Argon2Params(memory_kib=256, iterations=1, lanes=1))
+    target = Argon2Params(memory_kib=64, iterations=2, lanes=1)
+    assert needs_rehash(phc, target)
+    assert rehash_params(phc, target) == Argon2Params(memory_kib=256, iterations=2, lanes=1)
+    assert rehash_params(phc, Argon2Params(memory_kib=64, iterations=1, lanes=1)) is None
+    assert rehash_params("not a hash", target) == target
 
 
 def test_old_owasp_minimum_hash_needs_rehash_under_defaults() -> None:

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
 from otplogin.tokens import (
+    ACCESS_TOKEN_TYPE,
+    SECOND_FACTOR_TOKEN_TYPE,
     SigningKeyError,
     TokenSigner,
     generate_signing_key,
@@ -132,7 +134,7 @@ def test_kid_swapped_to_another_published_key_fails_signature() -> None:
         jwt.decode(token, options={"verify_signature": False}),
         serialization.load_pem_private_key(OLD["private_key_pem"].encode(), None),  # type: ignore[arg-type]
         algorithm="EdDSA",
-        headers={"kid": "2026-01"},
+        headers={"kid": "2026-01", "typ": ACCESS_TOKEN_TYPE},
     )
     with pytest.raises(jwt.InvalidSignatureError):
         verify(forged, s.jwks())
@@ -141,7 +143,7 @@ def test_kid_swapped_to_another_published_key_fails_signature() -> None:
 def test_token_without_kid_rejected() -> None:
     key = serialization.load_pem_private_key(OLD["private_key_pem"].encode(), None)
     claims = jwt.decode(signer(OLD).issue("u1"), options={"verify_signature": False})
-    token = jwt.encode(claims, key, algorithm="EdDSA")  # type: ignore[arg-type]
+    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"typ": ACCESS_TOKEN_TYPE})  # type: ignore[arg-type]
     with pytest.raises(jwt.InvalidTokenError, match="kid"):
         verify(token, signer(OLD).jwks())
 
@@ -156,6 +158,29 @@ def test_other_algorithms_not_accepted() -> None:
     hs = jwt.encode(claims, s.jwks()["keys"][0]["x"], algorithm="HS256", headers={"kid": "2025-01"})
     with pytest.raises(jwt.InvalidTokenError):
         verify(hs, s.jwks())
+
+
+def test_the_type_header_is_checked_and_a_second_factor_token_is_refused() -> None:
+    mfa = signer(OLD, typ=SECOND_FACTOR_TOKEN_TYPE)
+    token = mfa.issue("u1")
+    assert jwt.get_unverified_header(token)["typ"] == SECOND_FACTOR_TOKEN_TYPE
+    with pytest.raises(jwt.InvalidTokenError, match="token type"):
+        verify(token, mfa.jwks())  # same keys, issuer and audience: refused by type alone
+    assert mfa.verify(token)["sub"] == "u1"
+    access = signer(OLD).issue("u1")
+    assert jwt.get_unverified_header(access)["typ"] == "at+jwt"
+    with pytest.raises(jwt.InvalidTokenError, match="token type"):
+        mfa.verify(access)  # nor the other way round
+    claims = jwt.decode(access, options={"verify_signature": False})
+    key = serialization.load_pem_private_key(OLD["private_key_pem"].encode(), None)
+    for typ, ok in (("AT+JWT", True), ("application/at+jwt", True), ("JWT", False), (None, False)):
+        headers = {"kid": "2025-01"} | ({"typ": typ} if typ else {})
+        forged = jwt.encode(claims, key, algorithm="EdDSA", headers=headers)  # type: ignore[arg-type]
+        if ok:
+            assert verify(forged, mfa.jwks())["sub"] == "u1"
+        else:
+            with pytest.raises(jwt.InvalidTokenError):
+                verify(forged, mfa.jwks())
 
 
 def test_garbage_token_rejected() -> None:

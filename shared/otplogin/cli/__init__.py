@@ -7,6 +7,7 @@
     otplogin-admin rotate-keys [--no-add] [--batch N] [--start-after CODE] [--workers N]
                                [--propagation-wait SECONDS]
     otplogin-admin check-keys [--sample N | --all]
+    otplogin-admin rotate-signing-key [--publish-wait SECONDS]
 
 The commands talk to the Firestore and Secret Manager of ``GOOGLE_CLOUD_PROJECT``
 (the emulators when ``FIRESTORE_EMULATOR_HOST`` / ``SECRET_MANAGER_EMULATOR_HOST``
@@ -29,6 +30,7 @@ from otplogin.cli.accounts import cmd_bootstrap_admin, cmd_create_user, cmd_init
 from otplogin.cli.check import cmd_check_keys
 from otplogin.cli.common import CliError, Context
 from otplogin.cli.rotation import ROTATION_LOCK_PATH, cmd_rotate_keys
+from otplogin.cli.signing import cmd_rotate_signing_key
 from otplogin.config import ConfigError, settings
 from otplogin.errors import ApiError
 
@@ -109,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--sample", type=_positive, default=50, help="users to check (default 50)")
     group.add_argument("--all", action="store_true", help="check every user")
     p.set_defaults(func=cmd_check_keys)
+
+    p = sub.add_parser(
+        "rotate-signing-key",
+        help="publish a new JWT signing key, wait until every verifier has it, then sign with it",
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--publish-wait", type=_seconds, metavar="SECONDS",
+        help="seconds between publishing the key and signing with it "
+        "(default SECRETS_REFRESH_SECONDS + 300 s of JWKS caching + 30)",
+    )
+    p.set_defaults(func=cmd_rotate_signing_key)
     return parser
 
 

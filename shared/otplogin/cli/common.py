@@ -7,8 +7,10 @@ operator sees, password input, the key canary state and the progress bar.
 from __future__ import annotations
 
 import getpass
+import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
@@ -107,6 +109,43 @@ def _secret_problem(cfg: Settings, secret_id: str, reason: str) -> str:
             f"roles/secretmanager.secretAccessor on {secret_id}"
         )
     return f"{head}: check SECRET_MANAGER_EMULATOR_HOST / network access to Secret Manager"
+
+
+def add_secret_version(ctx: Context, secret_id: str, text: str) -> tuple[str, float]:
+    """Add a version holding `text` to `secret_id`; returns (version number, creation time). Errors name no payload."""
+    from otplogin.secrets import crc32c
+
+    payload = text.encode("utf-8")
+    parent = f"projects/{ctx.cfg.project}/secrets/{secret_id}"
+    try:
+        version = ctx.sm_client.add_secret_version(
+            request={"parent": parent, "payload": {"data": payload, "data_crc32c": crc32c(payload)}}
+        )
+    except Exception as exc:  # noqa: BLE001 (reported by type only: a message could echo the payload)
+        from google.api_core import exceptions as gexc
+
+        if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
+            hint = "the operator needs roles/secretmanager.secretVersionAdder on it. Nothing was changed"
+        else:
+            hint = "check access to Secret Manager. Running the command again is safe even if the version was added"
+        raise CliError(f"could not add a version to {secret_id} ({type(exc).__name__}): {hint}.") from None
+    created = version.create_time.timestamp() if version.create_time else time.time()
+    return str(version.name).rsplit("/", 1)[-1], float(created)
+
+
+def wait_until(ctx: Context, until: float, renew: Callable[[], None], why: str) -> None:
+    """Sleep until the epoch time `until` (a countdown on a terminal), calling `renew` on the way."""
+    if until <= time.time():
+        return
+    ctx.note(f"waiting {math.ceil(until - time.time())} s {why}.")
+    while (left := until - time.time()) > 0:
+        if ctx.err.isatty():
+            ctx.err.write(f"\r  {int(left):4d} s left ")
+            ctx.err.flush()
+        time.sleep(min(1.0, left))
+        renew()
+    if ctx.err.isatty():
+        ctx.err.write("\r" + " " * 20 + "\r")
 
 
 # -- password input ---------------------------------------------------------------

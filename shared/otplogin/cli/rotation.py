@@ -18,7 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from otplogin import runtime, store, users
-from otplogin.cli.common import DOCS, CliError, Context, Progress, count_users, read_canary
+from otplogin.cli.common import (
+    DOCS,
+    CliError,
+    Context,
+    Progress,
+    add_secret_version,
+    count_users,
+    read_canary,
+    wait_until,
+)
 from otplogin.errors import ApiError
 from otplogin.keyring import Keyring, UndecryptableError, generate_key, key_id, stored_kid
 
@@ -36,20 +45,24 @@ def _n(count: int, noun: str) -> str:
 
 
 class RotationLock:
-    """A lease in ``system/pii_rotation``: one rotate-keys at a time, project-wide.
+    """A lease in ``system/pii_rotation`` (or ``path``): one rotation of a secret at a time, project-wide.
 
     Two concurrent rotations could each add a key while reading the same old
     version, and the later version would lack the other's key. Taken and
     renewed by atomic read-check-writes; a crashed holder's lease expires.
     """
 
-    def __init__(self, ttl: float = LOCK_TTL_SECONDS) -> None:
+    def __init__(
+        self, ttl: float = LOCK_TTL_SECONDS, *, path: str = ROTATION_LOCK_PATH, command: str = "rotate-keys",
+        resume: str = "`rotate-keys --no-add`",
+    ) -> None:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.ttl = ttl
+        self.path, self.command, self.resume = path, command, resume
         self._renewed = 0.0
 
     def acquire(self) -> None:
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
         def decide(docs: store.Docs) -> store.Plan[store.Doc | None]:
             doc, now = docs[path], time.time()
@@ -62,15 +75,15 @@ class RotationLock:
             started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder.get("started_at", 0)))
             left = max(0, int(holder.get("expires_at", 0) - time.time()))
             raise CliError(
-                f"another rotate-keys is running (owner {holder.get('owner')}, started {started}; its lease "
-                f"expires in {left} s unless renewed): wait for it to finish, then run `rotate-keys --no-add`"
+                f"another {self.command} is running (owner {holder.get('owner')}, started {started}; its lease "
+                f"expires in {left} s unless renewed): wait for it to finish, then run {self.resume}"
             )
         self._renewed = time.monotonic()
 
     def renew(self, force: bool = False) -> None:
         if not force and time.monotonic() - self._renewed < LOCK_RENEW_SECONDS:
             return
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
         def decide(docs: store.Docs) -> store.Plan[bool]:
             doc, now = docs[path], time.time()
@@ -83,7 +96,7 @@ class RotationLock:
         self._renewed = time.monotonic()
 
     def release(self) -> None:
-        path = ROTATION_LOCK_PATH
+        path = self.path
 
         def decide(docs: store.Docs) -> store.Plan[None]:
             doc = docs[path]
@@ -162,22 +175,12 @@ def _chunks(
 
 def _wait_for_propagation(ctx: Context, created: float, wait: float, lock: RotationLock) -> None:
     """Let every running function's secret cache load the new keyring before data depends on it."""
-    until = created + wait
-    if until <= time.time():
-        return
-    ctx.note(
-        f"waiting {int(until - time.time())} s so running functions load the new keyring before any value "
-        f"needs it (they cache secrets for SECRETS_REFRESH_SECONDS; change with --propagation-wait). "
-        "Interrupting is safe: continue with `rotate-keys --no-add`."
+    wait_until(
+        ctx, created + wait, lock.renew,
+        "so running functions load the new keyring before any value needs it (they cache secrets for "
+        "SECRETS_REFRESH_SECONDS; change with --propagation-wait). Interrupting is safe: continue with "
+        "`rotate-keys --no-add`",
     )
-    while (left := until - time.time()) > 0:
-        if ctx.err.isatty():
-            ctx.err.write(f"\r  {int(left):4d} s left ")
-            ctx.err.flush()
-        time.sleep(min(1.0, left))
-        lock.renew()
-    if ctx.err.isatty():
-        ctx.err.write("\r" + " " * 20 + "\r")
 
 
 def _latest_version_created(ctx: Context) -> float:
@@ -191,27 +194,10 @@ def _latest_version_created(ctx: Context) -> float:
 
 def _add_key(ctx: Context, text: str) -> tuple[str, float]:
     """Add a pii-keyring version: a new key first, every current key after. Returns (kid, created)."""
-    from otplogin.secrets import crc32c
-
     new_key = generate_key()
     data = json.loads(text)
     data["keys"] = [new_key, *data["keys"]]
-    payload = json.dumps(data).encode("utf-8")
-    parent = f"projects/{ctx.cfg.project}/secrets/{runtime.PII_KEYRING}"
-    try:
-        version = ctx.sm_client.add_secret_version(
-            request={"parent": parent, "payload": {"data": payload, "data_crc32c": crc32c(payload)}}
-        )
-    except Exception as exc:  # noqa: BLE001 (reported by type only: a message could echo the payload)
-        from google.api_core import exceptions as gexc
-
-        if isinstance(exc, (gexc.PermissionDenied, gexc.Unauthenticated)):
-            hint = "the operator needs roles/secretmanager.secretVersionAdder on it. Nothing was changed"
-        else:
-            hint = "check access to Secret Manager. Running rotate-keys again is safe even if the version was added"
-        raise CliError(f"could not add a version to pii-keyring ({type(exc).__name__}): {hint}.") from None
-    created = version.create_time.timestamp() if version.create_time else time.time()
-    number = version.name.rsplit("/", 1)[-1]
+    number, created = add_secret_version(ctx, runtime.PII_KEYRING, json.dumps(data))
     ctx.say(f"added pii-keyring version {number}: new primary key {key_id(new_key)}, {len(data['keys'])} keys in all")
     return key_id(new_key), created
 
@@ -316,30 +302,53 @@ def _rotate(ctx: Context, args: argparse.Namespace, lock: RotationLock) -> int:
 
 
 def _usage_report(ctx: Context, ring: Keyring) -> None:
-    """Scan every user: ciphertexts per key id; say which old keys nothing needs any more."""
+    """Scan every user: values per key; say which old keys nothing needs any more.
+
+    A legacy value (no key id) is attributed to the key that decrypts it. A value
+    whose key nobody can tell (no key id, and no key in the ring decrypts it)
+    might need any key that was ever removed or is still here: while one exists,
+    no key is advised for removal."""
     counts: Counter[str] = Counter()
+    legacy: Counter[str] = Counter()
+    unknown = 0
     total_users = 0
     for user in users.iter_all():
         total_users += 1
         for name in users.PII_FIELDS:
             stored = user.data.get(f"{name}_enc")
-            if stored:
-                kid = stored_kid(stored) if isinstance(stored, str) else None
-                counts[kid or "(no key id)"] += 1
+            if not stored:
+                continue
+            kid = ring.kid_of(stored)
+            if kid is None:
+                unknown += 1
+                continue
+            counts[kid] += 1
+            if isinstance(stored, str) and stored_kid(stored) is None:
+                legacy[kid] += 1
     ctx.say(f"key usage ({total_users} users, values per key):")
     for kid in ring.kids:
         mark = "primary" if kid == ring.primary_kid else ""
-        ctx.say(f"  {kid}  {mark:<8} {counts.get(kid, 0)}")
+        note = f"   ({legacy[kid]} without a key id, found by trying each key)" if legacy[kid] else ""
+        ctx.say(f"  {kid}  {mark:<8} {counts.get(kid, 0)}{note}")
     for kid in sorted(set(counts) - set(ring.kids)):
         ctx.say(f"  {kid}  {'missing':<8} {counts[kid]}   not in pii-keyring: these values cannot be decrypted")
+    if unknown:
+        ctx.say(
+            f"  {_n(unknown, 'value')} {'has' if unknown == 1 else 'have'} no key id and no key in pii-keyring "
+            "decrypts it: its key is unknown, so no key may leave pii-keyring until it is found "
+            f"(try the keys of older pii-keyring versions: {DOCS}, 'encryption_key_mismatch')"
+        )
+    removable = False
     for kid in ring.kids[1:]:
-        if counts.get(kid, 0) == 0:
+        if counts.get(kid, 0):
+            ctx.say(f"key {kid} is still used by {_n(counts[kid], 'value')}: keep it (run `rotate-keys --no-add` again)")
+        elif unknown:
+            ctx.say(f"key {kid} is used by no value whose key is known, but keep it: it may be the unknown one")
+        else:
+            removable = True
             ctx.say(
                 f"key {kid} is no longer used by any user: it can be removed from pii-keyring by adding a new "
                 "version without it"
             )
-        else:
-            ctx.say(f"key {kid} is still used by {counts[kid]} values: keep it (run `rotate-keys --no-add` again)")
-    if any(counts.get(kid, 0) == 0 for kid in ring.kids[1:]):
+    if removable:
         ctx.say(f"  (keep the older secret versions until backups older than this rotation expire: {DOCS})")
-
