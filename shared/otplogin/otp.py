@@ -20,6 +20,7 @@ from collections.abc import Callable
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
 from otplogin.errors import (
+    ChallengeRequired,
     CodeExpired,
     DeliveryError,
     InvalidCode,
@@ -28,7 +29,8 @@ from otplogin.errors import (
     SmsDeliveryFailed,
     TooManyAttempts,
 )
-from otplogin.limits import ShardedHourlyCounter, SlidingWindow, timestamp
+from otplogin.guard import Proof, SendGuard
+from otplogin.limits import SlidingWindow, timestamp
 from otplogin.sms import Channel, SmsSender
 
 CODES = "otp_codes"
@@ -69,8 +71,8 @@ class OtpService:
         self._clock = clock
         self._make_code = make_code
         self.phone_sends = SlidingWindow("send_phone", settings.sends_per_phone_per_hour)
-        self.ip_sends = SlidingWindow("send_ip", settings.sends_per_ip_per_hour)
-        self.global_sends = ShardedHourlyCounter("send_global", settings.sends_global_per_hour)
+        # Per-client, per-range and project-wide limits: the send guard (its own module).
+        self.guard = SendGuard(settings, mac=self._mac, pepper=pepper)
         self.phone_failures = SlidingWindow("fail_phone", settings.failures_per_phone_per_hour)
 
     # -- keys -------------------------------------------------------------
@@ -96,6 +98,7 @@ class OtpService:
         *,
         purpose: str = "phone",
         subject: str | None = None,
+        proof: Proof | None = None,
     ) -> Sent:
         if channel not in CHANNELS:
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
@@ -126,43 +129,51 @@ class OtpService:
 
         sender = self._sender()  # before any write: missing provider secrets must not consume a quota
         phone_path = self.phone_sends.path(key)
-        ip_path = self.ip_sends.path(self.client_key(client_ip))
-        global_paths = self.global_sends.paths(now)
-        chosen: dict[str, str] = {}
+        # A login's second factor goes to the account's own phone, never one the caller chose.
+        pending = self.guard.prepare(e164, key, client_ip, now, account=purpose == "login", proof=proof)
+        chosen: dict = {}
 
         def decide(docs: dict) -> store.Plan[None]:
             current = docs[code_path]
             if current and current.get("resend_at", 0) > now:
                 return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
-            for window, path in ((self.phone_sends, phone_path), (self.ip_sends, ip_path)):
-                wait = window.retry_after(docs[path], now)
-                if wait is not None:
-                    return store.Plan(_limited(window.name, wait))
-            shard = self.global_sends.pick(docs, now)
-            if shard is None:
-                return store.Plan(_limited(self.global_sends.name, self.global_sends.retry_after(now)))
-            chosen["shard"] = shard
+            wait = self.phone_sends.retry_after(docs[phone_path], now)
+            if wait is not None:
+                return store.Plan(_limited(self.phone_sends.name, wait))
+            verdict = chosen["verdict"] = pending.decide(docs)
+            if verdict.error is not None:
+                return store.Plan(verdict.error)
             previous = {k: v for k, v in current.items() if k != "previous"} | {"previous": None} if current else None
             return store.Plan(
                 None,
                 {
-                    code_path: new_doc | {"previous": previous},
+                    code_path: new_doc | {"previous": previous, "guard": verdict.ticket},
                     phone_path: self.phone_sends.with_event(docs[phone_path], now),
-                    ip_path: self.ip_sends.with_event(docs[ip_path], now),
-                    shard: self.global_sends.incremented(docs[shard], now),
+                    **verdict.writes,
                 },
             )
 
         try:
-            store.atomic_update([code_path, phone_path, ip_path, *global_paths], decide)
-        except RateLimited as exc:
-            log.event("rate_limited", "send refused by a rate limit", severity=logging.WARNING, limit=exc.data["limit"])
+            store.atomic_update([code_path, phone_path, *pending.paths], decide)
+        except (RateLimited, ChallengeRequired) as exc:
+            challenged = isinstance(exc, ChallengeRequired)
+            log.event(
+                "rate_limited",
+                "send answered with a challenge" if challenged else "send refused by a rate limit",
+                severity=logging.WARNING,
+                limit=exc.data["limit"],
+                reason=exc.data["limit"],
+                action="challenge" if challenged else "refuse",
+                country=country,
+                purpose=purpose,
+                **pending.log_fields(chosen.get("verdict")),
+            )
             raise
         body = messages.code_message(code, locale, self.settings.code_ttl_seconds)
         try:
             sender.send(e164, body, channel)
         except DeliveryError as exc:
-            self._undo_send(code_path, send_id, phone_path, ip_path, chosen["shard"], now)
+            self._undo_send(code_path, send_id, phone_path, chosen["verdict"].ticket, now)
             log.event(
                 "otp_delivery_failed",
                 f"delivery failed: {exc}",
@@ -172,10 +183,18 @@ class OtpService:
                 phone=log.mask_phone(e164),
             )
             raise SmsDeliveryFailed() from None
-        log.event("otp_sent", "code sent", channel=channel, country=country, purpose=purpose, phone=log.mask_phone(e164))
+        log.event(
+            "otp_sent",
+            "code sent",
+            channel=channel,
+            country=country,
+            purpose=purpose,
+            phone=log.mask_phone(e164),
+            **pending.log_fields(chosen["verdict"]),
+        )
         return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
-    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ip_path: str, shard: str, now: float) -> None:
+    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ticket: dict | None, now: float) -> None:
         """Delivery failed: put back the previous code and give back the quota."""
 
         def decide(docs: dict) -> store.Plan[None]:
@@ -184,12 +203,10 @@ class OtpService:
             if current and current.get("send_id") == send_id:
                 writes[code_path] = current.get("previous") or store.DELETE
             writes[phone_path] = self.phone_sends.without_event(docs[phone_path], now, self._clock())
-            writes[ip_path] = self.ip_sends.without_event(docs[ip_path], now, self._clock())
-            writes[shard] = self.global_sends.incremented(docs[shard], now, by=-1)
-            return store.Plan(None, writes)
+            return store.Plan(None, writes | self.guard.undo(ticket))
 
         try:
-            store.atomic_update([code_path, phone_path, ip_path, shard], decide)
+            store.atomic_update([code_path, phone_path], decide)
         except Exception:
             # The 502 still stands; the undelivered code is unknown to anyone.
             logging.getLogger("otplogin").exception("could not undo a failed send")
@@ -230,7 +247,8 @@ class OtpService:
                 # Only the fields that change: the guarded update leaves the rest as read (a smaller commit).
                 used = {"state": "used", "code_hash": "", "previous": None}
                 verified = Verified(None, doc.get("purpose", "phone"), doc.get("subject"))
-                return store.Plan(verified, {code_path: used})
+                # The guard's credit: the phone becomes known, its range and client earn sends.
+                return store.Plan(verified, {code_path: used, **self.guard.verified(doc.get("guard"), key, now)})
             attempts = doc.get("attempts", 0) + 1
             failures = self.phone_failures.with_event(docs[failures_path], now)
             remaining = min(max_attempts - attempts, self.phone_failures.limit - len(failures["events"]))

@@ -30,6 +30,22 @@ from otplogin.errors import Unavailable
 T = TypeVar("T")
 DELETE = object()  # a write plan value: delete this document
 
+
+@dataclass(frozen=True)
+class Merge:
+    """A write plan value: merge `fields` into the document, creating it if absent, with no
+    precondition. For counters: values made by `increment(n)` add server-side, so concurrent
+    increments never conflict (and never make the batch retry)."""
+
+    fields: dict[str, Any]
+
+
+def increment(n: int) -> Any:
+    """A `Merge` field value that adds `n` to the stored number (absent counts as 0)."""
+    from google.cloud import firestore
+
+    return firestore.Increment(n)
+
 _client = None
 _client_lock = threading.Lock()
 
@@ -104,6 +120,9 @@ def atomic_update(
                 batch = db.batch()
                 for path, data in plan.writes.items():
                     ref = refs.get(path) or db.document(path)
+                    if isinstance(data, Merge):
+                        batch.set(ref, data.fields, merge=True)
+                        continue
                     snap = snapshots.get(path)
                     if snap is None or not snap.exists:
                         if data is not DELETE:
