@@ -173,12 +173,21 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
-def client_ip(request: flask.Request) -> str:
-    """Google's front end appends the caller's address to the right of X-Forwarded-For;
-    anything to its left was written by the caller and cannot be trusted."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    last = forwarded.split(",")[-1].strip()
-    return last or request.remote_addr or "unknown"
+def client_ip(request: flask.Request, trusted_hops: int | None = None) -> str:
+    """The caller's address as the last trusted proxy saw it.
+
+    Each proxy appends the address it received the request from to the right of
+    X-Forwarded-For; anything further left was written by the caller and cannot be
+    trusted. Cloud Run's own front end appends one entry (TRUSTED_PROXY_HOPS=1, the
+    rightmost); an external Application Load Balancer appends two (client, then the
+    balancer), so there the caller is the second from the right (TRUSTED_PROXY_HOPS=2)."""
+    hops = settings().trusted_proxy_hops if trusted_hops is None else trusted_hops
+    entries = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",")]
+    entries = [e for e in entries if e]
+    if entries:
+        # Fewer entries than hops: the request came through fewer proxies; the leftmost is the nearest we have.
+        return entries[-hops] if len(entries) >= hops else entries[0]
+    return request.remote_addr or "unknown"
 
 
 def _json(status: int, payload: dict, allowed_origin: str | None, headers: dict | None = None) -> flask.Response:
