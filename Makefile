@@ -28,12 +28,15 @@ $(CHECKOV):
 
 install: $(VENV)/.installed $(CHECKOV) ## Create the venvs, install Python and npm dev tools
 
-lint: install ## ruff on the library, functions, tools and tests
+lint: install ## ruff everywhere; mypy --strict on the library, the functions and the client (mypy.ini)
 	$(VENV)/bin/ruff check shared functions tools tests bench client web
+	$(VENV)/bin/mypy shared/otplogin client/otplogin_client
+	@# Each function is a module named `main`: one mypy run per function.
+	@for f in $(FUNCTIONS); do $(VENV)/bin/mypy functions/$$f/main.py || exit 1; done
 
 PROVE_SIZE ?= full
 
-test: install ## The whole offline suite: unit, emulator, contract, process, browser, Terraform checks, small proofs
+test: install lint ## Lint and types, then the whole offline suite: unit, emulator, contract, process, browser, Terraform checks, small proofs
 	$(PYTEST) tests -q -m "not prove"
 
 prove: install ## Long proofs (brute force, SMS pumping, state machine, fuzzing, faults, load, leaks); PROVE_SIZE=ci reduced

@@ -64,3 +64,12 @@ def clock():
 def outbox():
     """A recording SMS provider (tests/support/fakes.py)."""
     return Outbox()
+
+
+COLLECTED_FILES = pytest.StashKey[set[str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember every collected test file before `-m` deselects any (tests/meta/test_collection.py)."""
+    config.stash[COLLECTED_FILES] = {str(item.path) for item in items}

@@ -1,5 +1,9 @@
 """login: email or user code + password; decrypted profile and a token, or a second factor."""
 
+from collections.abc import Mapping
+from typing import Any
+
+import flask
 import functions_framework
 
 from otplogin import http, runtime, sessions, users
@@ -10,7 +14,7 @@ from otplogin.signin import SecondFactorSent
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS, runtime.PII_KEYRING, *runtime.TWILIO_SECRETS)
 
 
-def _login(body, ctx):
+def _login(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
     email = string_field(body, "email", max_length=320, required=False)
     code = string_field(body, "code", max_length=32, required=False)
     if bool(email) == bool(code):
@@ -26,12 +30,12 @@ def _login(body, ctx):
     return 200, answer
 
 
-def _health():
+def _health() -> dict[str, Any]:
     return runtime.health(SECRETS, {"pii_keyring": lambda: users.canary_status(runtime.pii_keyring())})
 
 
 @functions_framework.http
-def login(request):
+def login(request: flask.Request) -> flask.Response:
     return http.handle(
         request, post=_login, health=_health, get_routes={"/.well-known/jwks.json": lambda: runtime.token_signer().jwks()}
     )

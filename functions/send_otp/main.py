@@ -1,5 +1,9 @@
 """send_otp: validate a phone, apply abuse limits, store a hashed code, deliver it."""
 
+from collections.abc import Mapping
+from typing import Any
+
+import flask
 import functions_framework
 
 from otplogin import http, runtime
@@ -9,7 +13,7 @@ from otplogin.http import string_field
 SECRETS = (runtime.OTP_PEPPER, *runtime.TWILIO_SECRETS)
 
 
-def _send(body, ctx):
+def _send(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
     phone = string_field(body, "phone", max_length=32)
     channel = string_field(body, "channel", max_length=16, required=False)
     locale = string_field(body, "locale", max_length=16, required=False)
@@ -21,5 +25,5 @@ def _send(body, ctx):
 
 
 @functions_framework.http
-def send_otp(request):
+def send_otp(request: flask.Request) -> flask.Response:
     return http.handle(request, post=_send, health=lambda: runtime.health(SECRETS))

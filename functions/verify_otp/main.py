@@ -3,6 +3,10 @@
 `{"phone", "code"}` proves a phone; `{"mfa_token", "code"}` completes a login's second factor.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
+import flask
 import functions_framework
 
 from otplogin import http, runtime, sessions
@@ -11,7 +15,7 @@ from otplogin.http import string_field
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS)
 
 
-def _verify(body, ctx):
+def _verify(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
     code = string_field(body, "code", max_length=16)
     mfa_token = string_field(body, "mfa_token", max_length=2048, required=False)
     if mfa_token:
@@ -22,5 +26,5 @@ def _verify(body, ctx):
 
 
 @functions_framework.http
-def verify_otp(request):
+def verify_otp(request: flask.Request) -> flask.Response:
     return http.handle(request, post=_verify, health=lambda: runtime.health(SECRETS))

@@ -12,7 +12,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import flask
 
@@ -42,7 +42,7 @@ class Context:
     path: str
 
 
-Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict]]
+Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict[str, Any]]]
 HealthCheck = Callable[[], dict[str, Any]]
 
 
@@ -51,7 +51,7 @@ def handle(
     *,
     post: Handler,
     health: HealthCheck,
-    get_routes: Mapping[str, Callable[[], dict]] | None = None,
+    get_routes: Mapping[str, Callable[[], dict[str, Any]]] | None = None,
 ) -> flask.Response:
     """Serve one request: OPTIONS (CORS), GET (health and routes), POST (the work)."""
     try:
@@ -148,6 +148,10 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
+@overload
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: Literal[True] = True) -> str: ...
+@overload
+def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: Literal[False]) -> str | None: ...
 def string_field(body: Mapping[str, Any], name: str, *, max_length: int, required: bool = True) -> str | None:
     """A string field, present and bounded, or a 400 naming the field."""
     value = body.get(name)
@@ -190,7 +194,7 @@ def client_ip(request: flask.Request, trusted_hops: int | None = None) -> str:
     return request.remote_addr or "unknown"
 
 
-def _json(status: int, payload: dict, allowed_origin: str | None, headers: dict | None = None) -> flask.Response:
+def _json(status: int, payload: dict[str, Any], allowed_origin: str | None, headers: dict[str, str] | None = None) -> flask.Response:
     response = flask.Response(json.dumps(payload), status=status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,10 +34,10 @@ class SlidingWindow:
     def path(self, key: str) -> str:
         return f"{COLLECTION}/{self.name}:{key}"
 
-    def recent(self, doc: dict | None, now: float) -> list[float]:
+    def recent(self, doc: dict[str, Any] | None, now: float) -> list[float]:
         return [t for t in (doc or {}).get("events", []) if now - t < self.window_seconds]
 
-    def retry_after(self, doc: dict | None, now: float) -> int | None:
+    def retry_after(self, doc: dict[str, Any] | None, now: float) -> int | None:
         """Seconds until one more event is allowed, or None if allowed now."""
         events = self.recent(doc, now)
         if len(events) < self.limit:
@@ -44,14 +45,14 @@ class SlidingWindow:
         oldest_that_must_expire = sorted(events)[len(events) - self.limit]
         return max(1, math.ceil(oldest_that_must_expire + self.window_seconds - now))
 
-    def remaining(self, doc: dict | None, now: float) -> int:
+    def remaining(self, doc: dict[str, Any] | None, now: float) -> int:
         return max(0, self.limit - len(self.recent(doc, now)))
 
-    def with_event(self, doc: dict | None, now: float) -> dict[str, Any]:
+    def with_event(self, doc: dict[str, Any] | None, now: float) -> dict[str, Any]:
         events = self.recent(doc, now) + [now]
         return {"events": events, "expires_at": timestamp(now + self.window_seconds)}
 
-    def without_event(self, doc: dict | None, event: float, now: float) -> dict[str, Any]:
+    def without_event(self, doc: dict[str, Any] | None, event: float, now: float) -> dict[str, Any]:
         events = self.recent(doc, now)
         if event in events:
             events.remove(event)
@@ -76,12 +77,12 @@ class ShardedHourlyCounter:
         hour = int(now // 3600)
         return [f"{COLLECTION}/{self.name}:{hour}:{i}" for i in range(self.shard_count)]
 
-    def pick(self, docs: dict[str, dict | None], now: float) -> str | None:
+    def pick(self, docs: Mapping[str, dict[str, Any] | None], now: float) -> str | None:
         """A random shard with room left this hour, or None when the cap is reached."""
         open_shards = [p for p in self.paths(now) if (docs.get(p) or {}).get("count", 0) < self.per_shard]
         return random.choice(open_shards) if open_shards else None  # noqa: S311 (load spreading, not security)
 
-    def incremented(self, doc: dict | None, now: float, by: int = 1) -> dict[str, Any]:
+    def incremented(self, doc: dict[str, Any] | None, now: float, by: int = 1) -> dict[str, Any]:
         hour_end = (int(now // 3600) + 1) * 3600
         return {"count": max(0, (doc or {}).get("count", 0) + by), "expires_at": timestamp(hour_end + 3600)}
 

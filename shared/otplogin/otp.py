@@ -16,6 +16,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
@@ -48,6 +49,10 @@ class Verified:
     phone: str | None  # None when verified by key (second factor): no plaintext phone is stored
     purpose: str
     subject: str | None
+
+
+def is_channel(value: str) -> TypeGuard[Channel]:
+    return value in CHANNELS
 
 
 def random_code(length: int) -> str:
@@ -92,7 +97,7 @@ class OtpService:
     def send(
         self,
         raw_phone: str,
-        channel: Channel,
+        channel: str,
         locale: str | None,
         client_ip: str,
         *,
@@ -100,7 +105,7 @@ class OtpService:
         subject: str | None = None,
         proof: Proof | None = None,
     ) -> Sent:
-        if channel not in CHANNELS:
+        if not is_channel(channel):
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
         e164, country = phone.validate_for_delivery(raw_phone, self.settings.allowed_countries)
         now = self._clock()
@@ -133,7 +138,7 @@ class OtpService:
         pending = self.guard.prepare(e164, key, client_ip, now, account=purpose == "login", proof=proof)
         chosen: dict = {}
 
-        def decide(docs: dict) -> store.Plan[None]:
+        def decide(docs: store.Docs) -> store.Plan[None]:
             current = docs[code_path]
             if current and current.get("resend_at", 0) > now:
                 return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
@@ -197,8 +202,8 @@ class OtpService:
     def _undo_send(self, code_path: str, send_id: str, phone_path: str, ticket: dict | None, now: float) -> None:
         """Delivery failed: put back the previous code and give back the quota."""
 
-        def decide(docs: dict) -> store.Plan[None]:
-            writes: dict = {}
+        def decide(docs: store.Docs) -> store.Plan[None]:
+            writes: dict[str, Any] = {}
             current = docs[code_path]
             if current and current.get("send_id") == send_id:
                 writes[code_path] = current.get("previous") or store.DELETE
@@ -231,7 +236,7 @@ class OtpService:
         failures_path = self.phone_failures.path(key)
         max_attempts = self.settings.max_attempts_per_code
 
-        def decide(docs: dict) -> store.Plan[Verified]:
+        def decide(docs: store.Docs) -> store.Plan[Verified]:
             doc = docs[code_path]
             if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
                 return store.Plan(CodeExpired())

@@ -10,13 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from otplogin import log, store
 from otplogin.config import settings
 from otplogin.errors import SecretUnavailable
 from otplogin.otp import OtpService
 from otplogin.sms import SmsSender
+
+if TYPE_CHECKING:  # imported lazily below: each function loads only what it uses
+    from otplogin.keyring import Keyring
+    from otplogin.secrets import SecretStore
+    from otplogin.signin import SignIn
+    from otplogin.tokens import TokenSigner
+
+T = TypeVar("T")
 
 # Secret Manager secret ids (names, never values).
 OTP_PEPPER = "otp-pepper"
@@ -29,11 +37,11 @@ _lock = threading.Lock()
 _built: dict[str, tuple[Any, Any]] = {}
 
 
-def _memo(name: str, key: Any, build: Callable[[], Any]) -> Any:
+def _memo(name: str, key: object, build: Callable[[], T]) -> T:
     """Keep one `name` per distinct `key` (a secret's value): rebuilt on rotation."""
     cached = _built.get(name)
     if cached is not None and cached[0] == key:
-        return cached[1]
+        return cached[1]  # type: ignore[no-any-return]  # stored by this function with the same name
     with _lock:
         value = build()
         _built[name] = (key, value)
@@ -49,10 +57,10 @@ def reset() -> None:
     store.reset_client()
 
 
-_secret_store = None
+_secret_store: SecretStore | None = None
 
 
-def secret_store():  # -> otplogin.secrets.SecretStore
+def secret_store() -> SecretStore:
     global _secret_store
     if _secret_store is None:
         from otplogin.secrets import SecretStore
@@ -84,7 +92,7 @@ def otp_service() -> OtpService:
     return _memo("otp", None, lambda: OtpService(settings(), pepper=lambda: secret(OTP_PEPPER), sender=sms_sender))
 
 
-def _signer(name: str, audience: str, ttl_seconds: int):  # -> otplogin.tokens.TokenSigner
+def _signer(name: str, audience: str, ttl_seconds: int) -> TokenSigner:
     from otplogin.tokens import TokenSigner
 
     cfg = settings()
@@ -96,13 +104,13 @@ def _signer(name: str, audience: str, ttl_seconds: int):  # -> otplogin.tokens.T
     )
 
 
-def token_signer():  # -> otplogin.tokens.TokenSigner
+def token_signer() -> TokenSigner:
     """Signs access tokens (verify_otp and login)."""
     cfg = settings()
     return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
 
 
-def mfa_signer():  # -> otplogin.tokens.TokenSigner
+def mfa_signer() -> TokenSigner:
     """Signs the short-lived token that links a password step to its second factor.
 
     Its own audience, so it can never be used as an access token."""
@@ -110,7 +118,7 @@ def mfa_signer():  # -> otplogin.tokens.TokenSigner
     return _signer("mfa_signer", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds)
 
 
-def pii_keyring():  # -> otplogin.keyring.Keyring | None
+def pii_keyring() -> Keyring | None:
     """The PII keyring, or None when its secret is unavailable or malformed (logged as an ERROR).
 
     None, not an exception: a login must succeed without PII rather than fail."""
@@ -124,7 +132,7 @@ def pii_keyring():  # -> otplogin.keyring.Keyring | None
         return None
 
 
-def signin():  # -> otplogin.signin.SignIn
+def signin() -> SignIn:
     from otplogin.signin import SignIn
 
     return _memo("signin", None, lambda: SignIn(settings(), keyring=pii_keyring, otp=otp_service))

@@ -61,7 +61,8 @@ def make_client(emulator_host: str | None = None) -> Any:
     )
 
     channel = grpc.insecure_channel(emulator_host, options=_EMULATOR_CHANNEL_OPTIONS)
-    transport = SecretManagerServiceGrpcTransport(channel=channel, credentials=AnonymousCredentials())
+    credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]  # google-auth leaves __init__ unannotated
+    transport = SecretManagerServiceGrpcTransport(channel=channel, credentials=credentials)
     return secretmanager_v1.SecretManagerServiceClient(transport=transport)
 
 

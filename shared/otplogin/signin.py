@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from otplogin import log, passwords, store, users
 from otplogin.config import Settings
@@ -100,11 +101,11 @@ class SignIn:
         paths = [ip_path] + ([user.path] if user else [])
         cfg = self.settings
 
-        def decide(docs: dict) -> store.Plan[bool]:
+        def decide(docs: store.Docs) -> store.Plan[bool]:
             writes = {ip_path: self.ip_failures.with_event(docs[ip_path], now)}
             locked = False
-            if user and docs[user.path]:
-                doc = docs[user.path]
+            doc = docs[user.path] if user else None
+            if user and doc:
                 failed = doc.get("failed_logins", 0) + 1
                 update = {"failed_logins": failed}
                 if failed >= cfg.login_failures_before_lock:
@@ -119,7 +120,7 @@ class SignIn:
 
     def _record_success(self, user: User, password: str) -> None:
         """Reset the failure count; rehash the password if the parameters rose since it was set."""
-        update: dict = {}
+        update: dict[str, Any] = {}
         if user.data.get("failed_logins") or user.data.get("lock_level"):
             update |= {"failed_logins": 0, "lock_level": 0, "locked_until": 0.0}
         if passwords.needs_rehash(user.data["password_hash"]):

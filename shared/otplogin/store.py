@@ -28,6 +28,8 @@ from otplogin.config import settings
 from otplogin.errors import Unavailable
 
 T = TypeVar("T")
+Doc = dict[str, Any]  # a document's fields
+Docs = Mapping[str, Doc | None]  # what `decide` sees: contents per path, None where absent
 DELETE = object()  # a write plan value: delete this document
 
 
@@ -103,7 +105,7 @@ class Plan(Generic[T]):
 
 def atomic_update(
     paths: list[str],
-    decide: Callable[[Mapping[str, dict | None]], Plan[T]],
+    decide: Callable[[Docs], Plan[T]],
     *,
     max_attempts: int = 8,
     timeout: float = CALL_TIMEOUT,
@@ -146,7 +148,7 @@ def atomic_update(
     raise Unavailable("The service is busy. Try again shortly.")
 
 
-def get_many(paths: list[str]) -> dict[str, dict | None]:
+def get_many(paths: list[str]) -> dict[str, Doc | None]:
     """The current contents of `paths` (None where absent), read in one round trip."""
     db = client()
     try:

@@ -53,15 +53,15 @@ class User:
 
     @property
     def id(self) -> str:
-        return self.data["id"]
+        return str(self.data["id"])
 
     @property
     def email(self) -> str:
-        return self.data["email"]
+        return str(self.data["email"])
 
     @property
     def role(self) -> str:
-        return self.data.get("role", "user")
+        return str(self.data.get("role", "user"))
 
     @property
     def mfa_enabled(self) -> bool:
@@ -92,7 +92,7 @@ def lookup_path(*, email: str | None, code: str | None) -> str:
     return f"{USERS}/{normalize_code(code or '')}"
 
 
-def resolve(path: str, doc: dict | None) -> User | None:
+def resolve(path: str, doc: store.Doc | None) -> User | None:
     """The user a `lookup_path` document leads to (an email pointer costs one more get)."""
     if doc is None:
         return None
@@ -126,7 +126,7 @@ def create(
         data[f"{name}_enc"] = keyring.encrypt(value) if value else None
     paths = [f"{USERS}/{code}", f"{EMAILS}/{email}"]
 
-    def decide(docs: dict) -> store.Plan[User]:
+    def decide(docs: store.Docs) -> store.Plan[User]:
         if any(docs[p] is not None for p in paths):
             return store.Plan(UserExists(f"a user with code {code} or this email exists"))
         return store.Plan(User(code, data), {paths[0]: data, paths[1]: {"code": code}})
@@ -193,7 +193,7 @@ def canary_status(keyring: Keyring | None) -> str:
     if doc is None:
         return "canary_missing"
     try:
-        keyring.check_canary(doc.get("value"))
+        keyring.check_canary(str(doc.get("value", "")))
     except UndecryptableError as exc:
         log.event(
             "encryption_key_mismatch",

@@ -121,3 +121,27 @@ def test_health_reports_dependencies_without_values(send, secret_manager):
         name=secret_manager.secret_name("otp-pepper") + "/versions/latest"
     ).payload.data.decode()
     assert pepper not in r.get_data(as_text=True)
+
+
+def test_per_ip_cap_counts_the_real_client_not_the_caller_written_entries(stack, monkeypatch):
+    """Spoofed left parts of X-Forwarded-For must not spread one client over many buckets.
+
+    The global cap is far above what this sends, so the per-IP cap is what must bind."""
+    from otplogin import runtime
+    from tests.support.apps import app_client
+
+    per_ip = 3
+    monkeypatch.setenv("OTP_SENDS_PER_IP_PER_HOUR", str(per_ip))
+    monkeypatch.setenv("OTP_SENDS_GLOBAL_PER_HOUR", "100000")
+    runtime.reset()
+    send = app_client("send_otp")
+    statuses = []
+    for i in range(per_ip + 2):
+        forwarded = f"192.0.2.{10 + i}, 198.51.100.{20 + i}, 203.0.113.9"  # the caller wrote all but the last
+        r = send.post("/", json={"phone": f"+24381234{5600 + i}"}, headers={"X-Forwarded-For": forwarded})
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert r.get_json()["error"]["limit"] == "send_ip"
+    assert statuses == [202] * per_ip + [429, 429]
+    other = send.post("/", json={"phone": "+243812349999"}, headers={"X-Forwarded-For": "192.0.2.10, 203.0.113.77"})
+    assert other.status_code == 202  # another real client is untouched

@@ -243,23 +243,32 @@ def test_firestore_outage_mid_run_and_recovery(own_firestore, tmp_path, figures)
     assert "unhandled error" not in logs
 
 
-@pytest.mark.prove
+# The contract: a Firestore outage is a 503 within 5 s (store.CALL_TIMEOUT), with 1.5 s
+# for the request's own work on a loaded machine. The hang this guards against took minutes.
+OUTAGE_ANSWER_BOUND = 5.0 + 1.5
+
+
 def test_firestore_outage_answers_503_in_bounded_time(own_firestore, figures):
+    """In `make test`: a store.CALL_TIMEOUT of 120 s (the client's own default retry) fails this."""
     send, verify = own_firestore["send"], own_firestore["verify"]
     assert timed_post(send.url, {"phone": phone(1)})[0] == 202
     stop_and_wait_closed(own_firestore["emulator"])
-    seconds = {}
-    for name, url, body in (("verify_otp", verify.url, {"phone": phone(1), "code": "123456"}),
-                            ("send_otp", send.url, {"phone": phone(2)})):
-        status, data, elapsed = timed_post(url, body, timeout=30)
-        assert status == 503 and data["error"]["code"] == "unavailable"
-        seconds[name] = round(elapsed, 2)
+    requests_while_down = [("verify_otp", verify.url, {"phone": phone(1), "code": "123456"})] * 2
+    requests_while_down += [("send_otp", send.url, {"phone": phone(2 + i)}) for i in range(2)]
+    with ThreadPoolExecutor(len(requests_while_down)) as pool:  # concurrent: each answer is bounded, not only the first
+        answers = list(pool.map(lambda r: (r[0], *timed_post(r[1], r[2], timeout=60)), requests_while_down))
+    seconds: dict[str, list[float]] = {}
+    for name, status, data, elapsed in answers:
+        assert status == 503 and data["error"]["code"] == "unavailable", (name, status, data)
+        seconds.setdefault(name, []).append(round(elapsed, 2))
     started = time.monotonic()
-    health = requests.get(f"{verify.url}/healthz", timeout=30)
-    seconds["health"] = round(time.monotonic() - started, 2)
+    health = requests.get(f"{verify.url}/healthz", timeout=60)
+    seconds["health"] = [round(time.monotonic() - started, 2)]
     assert health.status_code == 503 and health.json()["checks"]["firestore"] != "ok"
-    figures("faults_firestore_down", {"answer": "503 unavailable", "seconds": seconds})
-    assert max(seconds.values()) < 15, seconds
+    slowest = max(max(v) for v in seconds.values())
+    assert slowest <= OUTAGE_ANSWER_BOUND, seconds
+    figures("faults_firestore_down", {"answer": "503 unavailable", "seconds": seconds,
+                                      "bound_seconds": OUTAGE_ANSWER_BOUND, "slowest_seconds": slowest})
 
 
 # ------------------------------------------------------------ Secret Manager

@@ -153,6 +153,10 @@ def test_sms_pumping_simulated_hours(stack, clock, twilio, size, figures):
     run_scenarios(stack, clock, twilio, size, figures, "sms_pumping")
 
 
+def outcomes_limit(results: list[tuple[float, str, str, int, str]], limit: str) -> int:
+    return sum(1 for r in results if r[4] == f"rate_limited:{limit}")
+
+
 @pytest.mark.prove
 def test_sms_pumping_over_http(stack, twilio, size, figures, tmp_path):
     """Real send_otp processes, concurrent bursts, spoofed left part of X-Forwarded-For."""
@@ -160,7 +164,9 @@ def test_sms_pumping_over_http(stack, twilio, size, figures, tmp_path):
 
     from tests.support.functions import FunctionProcess
 
-    global_cap, per_ip = 48, 20
+    # The global cap is set far above what the run can send, so the per-IP cap, counted by
+    # the real (rightmost) client address, is what binds: a spoofed-left-entry bug fails it.
+    global_cap, per_ip = 100_000, 20
     env = stack | {"SMS_PROVIDER": "twilio", "TWILIO_API_BASE": twilio.base_url,
                    "OTP_SENDS_GLOBAL_PER_HOUR": str(global_cap), "OTP_SENDS_PER_IP_PER_HOUR": str(per_ip)}
     proc = FunctionProcess("send_otp", env, log_path=tmp_path / "send_otp.log").start()
@@ -213,5 +219,8 @@ def test_sms_pumping_over_http(stack, twilio, size, figures, tmp_path):
     assert summary["sent_to_disallowed"] == 0
     assert all(c == "allowed_mobile" for _, _, c, s, _ in sent)
     assert max(by_ip.values(), default=0) <= per_ip * len(by_hour)
+    # attackers[0] sends a third of the corpus, far above per_ip: the per-IP cap must have bound it.
+    assert by_ip[attackers[0]] == per_ip * len(by_hour), by_ip
+    assert outcomes_limit(results, "send_ip") > 0
     assert len(sent) <= global_cap * len(by_hour)
     assert statuses.get(500, 0) == 0 and statuses.get(502, 0) == 0

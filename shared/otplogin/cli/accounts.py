@@ -7,7 +7,6 @@ key rotation and the read-only check.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from typing import cast
 
 from otplogin import passwords, phone, runtime, store, users
@@ -39,7 +38,7 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
     ring, _ = ctx.keyring()
     path = users.CANARY_PATH
 
-    def decide(docs: Mapping[str, dict | None]) -> store.Plan[tuple[str, CanaryState]]:
+    def decide(docs: store.Docs) -> store.Plan[tuple[str, CanaryState]]:
         state = canary_state(docs[path], ring)
         if state.status == "canary_missing":
             return store.Plan(("created", state), {path: users.canary_document(ring)})

@@ -148,7 +148,7 @@ class CanaryState:
     detail: str | None = None
 
 
-def canary_state(doc: dict | None, ring: Keyring) -> CanaryState:
+def canary_state(doc: store.Doc | None, ring: Keyring) -> CanaryState:
     if doc is None:
         return CanaryState("canary_missing")
     value = doc.get("value")

@@ -13,7 +13,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -51,7 +51,7 @@ class RotationLock:
     def acquire(self) -> None:
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[dict | None]:
+        def decide(docs: store.Docs) -> store.Plan[store.Doc | None]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner and doc.get("expires_at", 0) > now:
                 return store.Plan(doc)
@@ -72,7 +72,7 @@ class RotationLock:
             return
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[bool]:
+        def decide(docs: store.Docs) -> store.Plan[bool]:
             doc, now = docs[path], time.time()
             if doc and doc.get("owner") != self.owner:
                 return store.Plan(False)
@@ -85,7 +85,7 @@ class RotationLock:
     def release(self) -> None:
         path = ROTATION_LOCK_PATH
 
-        def decide(docs: Mapping[str, dict | None]) -> store.Plan[None]:
+        def decide(docs: store.Docs) -> store.Plan[None]:
             doc = docs[path]
             return store.Plan(None, {path: store.DELETE} if doc and doc.get("owner") == self.owner else {})
 
@@ -103,7 +103,7 @@ class UserOutcome:
     gone: bool = False
 
 
-def _fields_to_rotate(doc: dict, ring: Keyring) -> list[str]:
+def _fields_to_rotate(doc: store.Doc, ring: Keyring) -> list[str]:
     names = []
     for name in users.PII_FIELDS:
         stored = doc.get(f"{name}_enc")
@@ -121,7 +121,7 @@ def _rotate_user(code: str, ring: Keyring) -> UserOutcome:
     """
     path = f"{users.USERS}/{code}"
 
-    def decide(docs: Mapping[str, dict | None]) -> store.Plan[UserOutcome]:
+    def decide(docs: store.Docs) -> store.Plan[UserOutcome]:
         doc = docs[path]
         if doc is None:
             return store.Plan(UserOutcome(code, gone=True))
@@ -186,7 +186,7 @@ def _latest_version_created(ctx: Context) -> float:
         version = ctx.sm_client.get_secret_version(request={"name": name})
     except Exception:  # noqa: BLE001 (without it, wait the whole period: the safe side)
         return time.time()
-    return version.create_time.timestamp()
+    return float(version.create_time.timestamp())
 
 
 def _add_key(ctx: Context, text: str) -> tuple[str, float]:
