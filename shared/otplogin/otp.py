@@ -30,7 +30,7 @@ from otplogin.errors import (
     SmsDeliveryFailed,
     TooManyAttempts,
 )
-from otplogin.guard import Proof, SendGuard
+from otplogin.guard import Proof, SendGuard, Verdict
 from otplogin.limits import SlidingWindow, timestamp
 from otplogin.sms import Channel, SmsSender
 
@@ -136,7 +136,7 @@ class OtpService:
         phone_path = self.phone_sends.path(key)
         # A login's second factor goes to the account's own phone, never one the caller chose.
         pending = self.guard.prepare(e164, key, client_ip, now, account=purpose == "login", proof=proof)
-        chosen: dict = {}
+        chosen: dict[str, Verdict] = {}
 
         def decide(docs: store.Docs) -> store.Plan[None]:
             current = docs[code_path]
@@ -199,7 +199,7 @@ class OtpService:
         )
         return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
-    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ticket: dict | None, now: float) -> None:
+    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ticket: dict[str, Any] | None, now: float) -> None:
         """Delivery failed: put back the previous code and give back the quota."""
 
         def decide(docs: store.Docs) -> store.Plan[None]:
