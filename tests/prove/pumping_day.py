@@ -36,7 +36,6 @@ from typing import Any
 
 import phonenumbers
 
-from otplogin import store
 from otplogin.errors import ApiError, ChallengeRequired, RateLimited, Unavailable
 from otplogin.guard import Proof
 from otplogin.otp import OtpService

@@ -239,9 +239,7 @@ ATTACKS = ("burst", "spread", "slow")
 def day_runs(firestore_emulator, clock, size, monkeypatch) -> dict:
     """Each attack on a clean database with the guard on, then the burst with the guard off (the control)."""
     from otplogin import store
-    from tests.prove.pumping_day import WriteRecorder, run_day
-
-    from tests.prove.pumping_day import replace
+    from tests.prove.pumping_day import WriteRecorder, replace, run_day
 
     plan = size.day
     # The control needs only the first burst and the rest of its hour to show the failure.

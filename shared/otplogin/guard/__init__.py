@@ -83,9 +83,8 @@ class Pending:
         return self.guard._decide(self, docs)
 
     def log_fields(self, verdict: Verdict | None = None) -> dict[str, Any]:
-        fields = {"range": self.range.id, "operator": self.range.operator}
-        if verdict is not None:
-            fields["trust"] = verdict.trust
+        fields = {"range": self.range.id, "operator": self.range.operator,
+                  "trust": verdict.trust if verdict is not None else self.trust_hint}
         if self.proof.failure:
             fields["challenge_failure"] = self.proof.failure
         return fields
