@@ -217,3 +217,64 @@ def test_32_concurrent_sends_from_one_address_answer_no_503(stack, clock, outbox
         results = list(pool.map(send, phones))
     assert "503" not in results, results
     assert results.count("sent") >= 8  # the range's free allowance at least; the rest refused cleanly
+
+
+class JwksServer:
+    """The attestation service's public keys on a loopback port (as Firebase App Check publishes them)."""
+
+    def __init__(self, jwks: dict) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = json.dumps(jwks).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_app_attestation_token_passes_the_challenge(stack, clock, outbox):
+    import json
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())) | {"kid": "k1", "alg": "ES256", "use": "sig"}
+    server = JwksServer({"keys": [public]})
+    issuer, audience = "https://attest.example/123", "projects/123"
+
+    def token(signer=key, aud=audience, exp=3600) -> str:
+        claims = {"iss": issuer, "aud": aud, "sub": "app:1", "exp": int(time.time()) + exp}
+        return jwt.encode(claims, signer, algorithm="ES256", headers={"kid": "k1"})
+
+    try:
+        service = make(clock, outbox, guard_challenges=frozenset({"attestation"}), guard_range_free_per_hour=0,
+                       guard_attestation_jwks_url=server.url, guard_attestation_issuer=issuer,
+                       guard_attestation_audience=audience)
+        phone = numbers(ATTACKED, 1)[0]
+        with pytest.raises(ChallengeRequired) as err:
+            service.send(phone, "sms", "en", "192.0.2.40")
+        assert err.value.data["challenge"] == {"attestation": True}
+        for bad in (token(signer=other), token(aud="projects/999"), token(exp=-60), "not.a.jwt"):
+            assert outcome(service, phone, "192.0.2.40", Proof(attestation=bad)).startswith("challenge_required"), bad
+        assert outcome(service, phone, "192.0.2.40", Proof(attestation=token())) == "sent"
+    finally:
+        server.close()
