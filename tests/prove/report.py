@@ -240,7 +240,8 @@ def faults(sections: dict) -> list[str]:
                 r = tw[mode]
                 rows.append((f"Twilio {mode}", f"{r['outcomes']}; provider hits {r['provider_hits']}; left behind: "
                                                f"codes {r['codes_stored']}, phone events {r['phone_send_events']}, "
-                                               f"IP events {r['ip_send_events']}, global count {r['global_count']}"))
+                                               f"client count {r.get('client_count', r.get('ip_send_events'))}, "
+                                               f"guard counts {r.get('guard_counts', r.get('global_count'))}"))
         for name, r in (tw.get("timeout") or {}).items():
             rows.append((f"Twilio {name.replace('_', ' ')}", f"{r['outcome']} in {r['wall_seconds']} s "
                                                              f"(client timeout {r['client_timeout_seconds']} s)"))

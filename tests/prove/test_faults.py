@@ -45,14 +45,17 @@ def phone(i: int) -> str:
 
 
 def leftovers(service, phones: list[str], ip: str) -> dict:
-    """What a failed send could have left: codes, per-phone and per-IP events, global count."""
+    """What a failed send could have left: codes, per-phone events, the guard's counts."""
     codes = [store.client().document(f"otp_codes/{service.phone_key(p)}").get().exists for p in phones]
     counters = collection_docs("otp_counters")
     phone_events = sum(len(counters.get(f"send_phone:{service.phone_key(p)}", {}).get("events", [])) for p in phones)
-    ip_events = len(counters.get(f"send_ip:{service.client_key(ip)}", {}).get("events", []))
-    global_count = sum(d.get("count", 0) for k, d in counters.items() if k.startswith("send_global:"))
-    return {"codes_stored": sum(codes), "phone_send_events": phone_events, "ip_send_events": ip_events,
-            "global_count": global_count}
+    client = service.guard.client_key(ip)
+
+    def counted(prefix: str) -> int:
+        return sum(v for k, d in counters.items() if k.startswith(prefix) for v in d.values() if isinstance(v, int))
+
+    return {"codes_stored": sum(codes), "phone_send_events": phone_events, "client_count": counted(f"client:{client}:"),
+            "guard_counts": counted("range:") + counted("country:") + counted("pool:")}
 
 
 TWILIO_MODES = ["429", "500", "garbage", "invalid_to"]
@@ -81,7 +84,7 @@ def run_twilio_faults(clock, modes: list[str], figures, section: str, *, slow: b
             results[mode] = {"sends": len(phones), "outcomes": {o: outcomes.count(o) for o in set(outcomes)},
                              "provider_hits": faulty.hits, "wall_seconds": round(elapsed, 2), **left}
             assert outcomes == ["sms_delivery_failed"] * len(phones), outcomes
-            assert left == {"codes_stored": 0, "phone_send_events": 0, "ip_send_events": 0, "global_count": 0}, left
+            assert left == {"codes_stored": 0, "phone_send_events": 0, "client_count": 0, "guard_counts": 0}, left
             assert faulty.hits == len(phones)  # one attempt each: no retry storm against a failing provider
     # After the failures, a healthy provider: the same phones may be texted at once (no cooldown consumed).
     with RecordingProxy(_prism_url()) as ok:
