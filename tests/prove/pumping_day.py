@@ -197,7 +197,8 @@ class WriteRecorder:
                 n = bisect.bisect_right(ordered, start + window - 1e-9) - i
                 if n > best:
                     best, where = n, path
-        return best / window, where.split("/", 1)[-1].split(":", 1)[0]
+        collection, _, name = where.partition("/")
+        return best / window, name.split(":", 1)[0] if ":" in name else f"{collection} (one phone's)"
 
 
 class Provider:
