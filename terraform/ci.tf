@@ -7,16 +7,30 @@ locals {
   github_repo = local.ci_enabled ? split("/", var.github_repository) : ["none", "none"]
   github_org  = local.github_repo[0]
   github_name = local.github_repo[1]
-  # What a targeted `terraform apply` of one function reads or changes
-  # (its archive object and function, refreshing what they depend on).
-  deployer_project_roles = toset([
-    "roles/cloudfunctions.developer",
-    "roles/iam.securityReviewer",
-    "roles/iam.serviceAccountViewer",
-    "roles/run.viewer",
-    "roles/secretmanager.viewer",
-    "roles/serviceusage.serviceUsageViewer",
-  ])
+  # What `terraform plan -target` of the functions' archive objects and
+  # functions reads (the targets and everything they depend on: the project,
+  # its APIs, the accounts and their grants, the secrets, the bucket, the image
+  # repository, the database) and what its apply changes (the function; the
+  # objects are granted on the bucket below). Reads of metadata and policies,
+  # and one write: cloudfunctions.functions.update, never create or delete.
+  # tests/terraform/test_deployable.py pins the list.
+  deployer_permissions = [
+    "artifactregistry.repositories.get",
+    "artifactregistry.repositories.getIamPolicy",
+    "cloudfunctions.functions.get",
+    "cloudfunctions.functions.update",
+    "cloudfunctions.operations.get",
+    "datastore.databases.getMetadata",
+    "iam.serviceAccounts.get",
+    "resourcemanager.projects.get",
+    "resourcemanager.projects.getIamPolicy",
+    "secretmanager.secrets.get",
+    "secretmanager.secrets.getIamPolicy",
+    "serviceusage.services.get",
+    "serviceusage.services.list",
+    "storage.buckets.get",
+    "storage.buckets.getIamPolicy",
+  ]
 }
 
 resource "google_iam_workload_identity_pool" "github" {
@@ -27,7 +41,7 @@ resource "google_iam_workload_identity_pool" "github" {
   display_name              = "GitHub Actions"
   description               = "Identities of GitHub Actions workflow runs."
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
 }
 
 resource "google_iam_workload_identity_pool_provider" "github" {
@@ -61,7 +75,9 @@ resource "google_service_account" "deployer" {
   project      = var.project_id
   account_id   = "otplogin-deployer"
   display_name = "otplogin CI deployer"
-  description  = "Impersonated by GitHub Actions (Workload Identity Federation) to deploy one function at a time."
+  description  = "Impersonated by GitHub Actions (Workload Identity Federation) to deploy the functions."
+
+  depends_on = [time_sleep.apis]
 }
 
 resource "google_service_account_iam_member" "deployer_wif" {
@@ -72,11 +88,23 @@ resource "google_service_account_iam_member" "deployer_wif" {
   member             = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.github[0].name}/attribute.repository/${var.github_repository}"
 }
 
+resource "google_project_iam_custom_role" "deployer" {
+  count = local.ci_enabled ? 1 : 0
+
+  project     = var.project_id
+  role_id     = "otploginDeployer"
+  title       = "otplogin CI deployer"
+  description = "Plan and apply the otplogin functions' archives and functions (targeted): read what they depend on, update the functions."
+  permissions = local.deployer_permissions
+
+  depends_on = [time_sleep.apis]
+}
+
 resource "google_project_iam_member" "deployer" {
-  for_each = local.ci_enabled ? local.deployer_project_roles : toset([])
+  count = local.ci_enabled ? 1 : 0
 
   project = var.project_id
-  role    = each.key
+  role    = google_project_iam_custom_role.deployer[0].id
   member  = "serviceAccount:${google_service_account.deployer[0].email}"
 }
 
@@ -92,12 +120,13 @@ resource "google_service_account_iam_member" "deployer_act_as" {
   member             = "serviceAccount:${google_service_account.deployer[0].email}"
 }
 
-# Upload archives (and read the bucket when refreshing).
+# Upload the archives and delete the replaced ones: objects of this bucket,
+# not the bucket's settings or policy.
 resource "google_storage_bucket_iam_member" "deployer_sources" {
   count = local.ci_enabled ? 1 : 0
 
   bucket = google_storage_bucket.sources.name
-  role   = "roles/storage.admin"
+  role   = "roles/storage.objectUser"
   member = "serviceAccount:${google_service_account.deployer[0].email}"
 }
 

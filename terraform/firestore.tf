@@ -15,7 +15,7 @@ resource "google_firestore_database" "main" {
   # protection in the console can delete it.
   deletion_policy = "ABANDON"
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
 
   lifecycle {
     prevent_destroy = true

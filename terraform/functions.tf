@@ -8,14 +8,18 @@ resource "google_cloudfunctions2_function" "function" {
   labels      = merge(var.labels, { function = each.key })
 
   build_config {
-    runtime         = "python311"
-    entry_point     = each.key
-    service_account = google_service_account.build.id
+    runtime           = "python311"
+    entry_point       = each.key
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
 
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
         object = google_storage_bucket_object.source[each.key].name
+        # The generation this apply uploaded, not "the latest": a new archive
+        # is never built from a stale (or a concurrent) upload.
+        generation = google_storage_bucket_object.source[each.key].generation
       }
     }
   }
@@ -42,15 +46,10 @@ resource "google_cloudfunctions2_function" "function" {
     }
   }
 
-  # Access first, so a new function starts with its secrets and Firestore
-  # readable and its build can write logs and images.
-  depends_on = [
-    google_project_service.api,
-    google_secret_manager_secret_iam_member.accessor,
-    google_project_iam_member.function_datastore,
-    google_project_iam_member.build,
-    google_storage_bucket_iam_member.build_source_reader,
-  ]
+  # Access first, and propagated (iam.tf, time_sleep.iam), so a new function
+  # starts with its secrets and Firestore readable, and its build reads its
+  # source and writes its log and image.
+  depends_on = [time_sleep.iam]
 
   #checkov:skip=CKV_GCP_124:Public by design: the mobile and web client apps call these HTTP functions directly from the internet; abuse is bounded in code (rate limits, attempt budgets) and by max_instance_count.
 }

@@ -122,7 +122,8 @@ locals {
   }
 }
 
-# Alerting and dashboards need the Monitoring API (apis.tf enables the rest).
+# Alerting and dashboards need the Monitoring API (apis.tf enables the rest
+# and waits for both: time_sleep.apis).
 resource "google_project_service" "monitoring" {
   project                    = var.project_id
   service                    = "monitoring.googleapis.com"
@@ -155,7 +156,23 @@ resource "google_logging_metric" "event" {
     }
   }
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
+}
+
+# Alerting knows a new log-based metric only minutes after the metric exists:
+# an alert policy created at once gets 404 "Cannot find metric(s) that match
+# type ... If a metric was created recently, it could take up to 10 minutes to
+# become available" (terraform-provider-google#11102). The alert policies wait
+# these 10 minutes after the metrics, in the same apply; a new metric changes
+# the trigger and waits again.
+resource "time_sleep" "log_metrics" {
+  create_duration = "600s"
+
+  triggers = {
+    metrics = join(",", sort([for metric in google_logging_metric.event : metric.name]))
+  }
+
+  depends_on = [google_logging_metric.event]
 }
 
 locals {

@@ -1,11 +1,13 @@
 # Alert policies: the platform tells the infra team first.
 #
-# Each policy's documentation says what it means and the first steps; the
-# full procedure is in docs/runbook.md (section named in `runbook`, linked
-# when var.runbook_url is set). Notification channels come from
-# var.alert_notification_channels (create them once in the console or with
-# google_monitoring_notification_channel elsewhere; an empty list still opens
-# incidents in the console).
+# One resource over local.alert_policies: each alert is data (its conditions,
+# its documentation and its runbook section), checked by the preconditions of
+# the resource and by tests/terraform/test_monitoring.py. Each policy's
+# documentation says what it means and the first steps; the full procedure is
+# in docs/runbook.md (section `runbook`, linked when var.runbook_url is set).
+# Notification channels come from var.alert_notification_channels (create
+# them once in the console or with google_monitoring_notification_channel
+# elsewhere; an empty list still opens incidents in the console).
 #
 # Signals:
 #   log-based metrics (monitoring.tf)  key mismatch, undecryptable PII, secret
@@ -14,20 +16,12 @@
 #                                      Firestore unavailable as the code saw it
 #   built-in Cloud Run metrics         5xx per function (run.googleapis.com/request_count)
 #   built-in Firestore metrics         API errors (firestore.googleapis.com/api/request_count)
-#   uptime checks (monitoring_uptime.tf)  health endpoints
+#   uptime checks (monitoring_uptime.tf)  health endpoints (one policy per function there)
+#
+# Every condition is a threshold on the sum of its metric over `period`
+# (ALIGN_SUM, REDUCE_SUM), firing when above `threshold`; a ratio condition
+# also has a denominator_filter over the same period.
 locals {
-  alert_runbook = {
-    pii_key         = "alert-pii-key-problem"
-    secret_load     = "alert-secret-load-failure"
-    verify_ratio    = "alert-verify-success-ratio-low"
-    sms_failure     = "alert-sms-delivery-failure-ratio-high"
-    sms_pumping     = "alert-sms-volume-spike-per-country"
-    send_global_cap = "alert-global-send-cap-reached"
-    http_5xx        = "alert-5xx-on-a-function"
-    firestore       = "alert-firestore-errors"
-    health          = "alert-health-check-failing"
-  }
-
   # resource.label.service_name of the functions' Cloud Run services.
   service_names_filter = "resource.label.service_name=one_of(${join(", ", [for fn in values(local.functions) : "\"${fn.resource_name}\""])})"
 
@@ -35,64 +29,36 @@ locals {
   sms_other_countries_filter = length(local.sms_override_countries) == 0 ? "" : (
     " AND NOT metric.label.country=one_of(${join(", ", [for c in local.sms_override_countries : "\"${c}\""])})"
   )
-}
 
-# --- keys and secrets ------------------------------------------------------------
-
-resource "google_monitoring_alert_policy" "pii_key" {
-  project               = var.project_id
-  display_name          = "otplogin: PII key problem (encryption_key_mismatch or undecryptable PII)"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  conditions {
-    display_name = "encryption_key_mismatch logged (any occurrence)"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["encryption_key_mismatch"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.service_name"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  conditions {
-    display_name = "pii_undecryptable logged (any occurrence)"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["pii_undecryptable"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.field"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    subject   = "otplogin: the PII keyring does not match the stored data"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+  alert_policies = {
+    # --- keys and secrets ---------------------------------------------------------
+    pii_key = {
+      display_name  = "otplogin: PII key problem (encryption_key_mismatch or undecryptable PII)"
+      severity      = "CRITICAL"
+      combiner      = "OR"
+      auto_close    = "1800s"
+      runbook       = "alert-pii-key-problem"
+      runbook_title = "PII key problem"
+      subject       = "otplogin: the PII keyring does not match the stored data"
+      conditions = [
+        {
+          display_name       = "encryption_key_mismatch logged (any occurrence)"
+          filter             = "metric.type=\"${local.log_metric_types["encryption_key_mismatch"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = 0
+          period             = "60s"
+          group_by           = ["resource.label.service_name"]
+        },
+        {
+          display_name       = "pii_undecryptable logged (any occurrence)"
+          filter             = "metric.type=\"${local.log_metric_types["pii_undecryptable"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = 0
+          period             = "60s"
+          group_by           = ["metric.label.field"]
+        },
+      ]
+      content = <<-EOT
       **What it means.** `login` logged `encryption_key_mismatch` (its health check
       could not decrypt the stored canary `system/pii_canary` with `pii-keyring`)
       or `pii_undecryptable` (a user's phone, address or WhatsApp could not be
@@ -115,55 +81,28 @@ resource "google_monitoring_alert_policy" "pii_key" {
       4. `curl -sS "$(terraform output -raw login_url)"`: `checks.pii_keyring` must be `ok`.
 
       Runbook: docs/runbook.md, "Alert: PII key problem".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.pii_key]
-      content {
-        display_name = "Runbook: PII key problem"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-resource "google_monitoring_alert_policy" "secret_load" {
-  project               = var.project_id
-  display_name          = "otplogin: secret load failure"
-  combiner              = "OR"
-  severity              = "CRITICAL"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  conditions {
-    display_name = "secret_load_failed logged (any occurrence), by secret"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["secret_load_failed"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.secret", "resource.label.service_name"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    subject   = "otplogin: a function cannot read one of its secrets"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    secret_load = {
+      display_name  = "otplogin: secret load failure"
+      severity      = "CRITICAL"
+      combiner      = "OR"
+      auto_close    = "1800s"
+      runbook       = "alert-secret-load-failure"
+      runbook_title = "secret load failure"
+      subject       = "otplogin: a function cannot read one of its secrets"
+      conditions = [
+        {
+          display_name       = "secret_load_failed logged (any occurrence), by secret"
+          filter             = "metric.type=\"${local.log_metric_types["secret_load_failed"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = 0
+          period             = "60s"
+          group_by           = ["metric.label.secret", "resource.label.service_name"]
+        },
+      ]
+      content = <<-EOT
       **What it means.** A function could not read or use a Secret Manager secret
       (`secret_load_failed`, field `secret` names it, `reason` says why: not found,
       disabled, destroyed, permission denied, empty, malformed). Requests that need it
@@ -179,83 +118,40 @@ resource "google_monitoring_alert_policy" "secret_load" {
       5. A rollback is a new version holding the old value, never a disabled newest version.
 
       Runbook: docs/runbook.md, "Alert: secret load failure".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.secret_load]
-      content {
-        display_name = "Runbook: secret load failure"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-# --- OTP and SMS --------------------------------------------------------------------
-
-resource "google_monitoring_alert_policy" "verify_ratio" {
-  project               = var.project_id
-  display_name          = "otplogin: OTP verify success ratio below ${var.alert_verify_success_ratio_min}"
-  combiner              = "AND"
-  severity              = "ERROR"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  # A ratio needs its numerator to exist: rejections are counted, so that a
-  # window with no success at all (every code "lost") still fires.
-  conditions {
-    display_name = "rejected share of verifications above ${format("%.2f", 1 - var.alert_verify_success_ratio_min)} over 15 min"
-    condition_threshold {
-      filter             = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.outcome=\"otp_rejected\""
-      denominator_filter = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison         = "COMPARISON_GT"
-      threshold_value    = 1 - var.alert_verify_success_ratio_min
-      duration           = "0s"
-      aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      denominator_aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  # Volume guard: a handful of typos at night is not an outage.
-  conditions {
-    display_name = "more than ${var.alert_verify_min_decisions} verifications over 15 min"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_verify_min_decisions
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "3600s"
-  }
-
-  documentation {
-    subject   = "otplogin: most OTP verifications are failing"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --- OTP and SMS ---------------------------------------------------------------
+    verify_ratio = {
+      display_name  = "otplogin: OTP verify success ratio below ${var.alert_verify_success_ratio_min}"
+      severity      = "ERROR"
+      combiner      = "AND"
+      auto_close    = "3600s"
+      runbook       = "alert-verify-success-ratio-low"
+      runbook_title = "verify success ratio low"
+      subject       = "otplogin: most OTP verifications are failing"
+      conditions = [
+        # A ratio needs its numerator to exist: rejections are counted, so that a
+        # window with no success at all (every code "lost") still fires.
+        {
+          display_name       = "rejected share of verifications above ${format("%.2f", 1 - var.alert_verify_success_ratio_min)} over 15 min"
+          filter             = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.outcome=\"otp_rejected\""
+          denominator_filter = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\""
+          threshold          = 1 - var.alert_verify_success_ratio_min
+          period             = "900s"
+          group_by           = []
+        },
+        # Volume guard: a handful of typos at night is not an outage.
+        {
+          display_name       = "more than ${var.alert_verify_min_decisions} verifications over 15 min"
+          filter             = "metric.type=\"${local.log_metric_types["otp_verifications"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = var.alert_verify_min_decisions
+          period             = "900s"
+          group_by           = []
+        },
+      ]
+      content = <<-EOT
       **What it means.** Over the last 15 minutes fewer than
       ${format("%.0f", var.alert_verify_success_ratio_min * 100)}% of `verify_otp` decisions succeeded
       (`otp_verified` against `otp_rejected`). The shape of the first failure of this
@@ -274,78 +170,36 @@ resource "google_monitoring_alert_policy" "verify_ratio" {
       4. Codes not arriving: compare `otp_sent` with Twilio's delivery status in the Twilio console.
 
       Runbook: docs/runbook.md, "Alert: verify success ratio low".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.verify_ratio]
-      content {
-        display_name = "Runbook: verify success ratio low"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-resource "google_monitoring_alert_policy" "sms_failure" {
-  project               = var.project_id
-  display_name          = "otplogin: SMS delivery failure ratio above ${var.alert_sms_failure_ratio_max}"
-  combiner              = "AND"
-  severity              = "ERROR"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  conditions {
-    display_name = "failed share of deliveries above ${var.alert_sms_failure_ratio_max} over 15 min"
-    condition_threshold {
-      filter             = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.outcome=\"otp_delivery_failed\""
-      denominator_filter = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison         = "COMPARISON_GT"
-      threshold_value    = var.alert_sms_failure_ratio_max
-      duration           = "0s"
-      aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      denominator_aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  conditions {
-    display_name = "more than ${var.alert_sms_min_attempts} delivery attempts over 15 min"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_sms_min_attempts
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "900s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "3600s"
-  }
-
-  documentation {
-    subject   = "otplogin: the SMS provider is refusing codes"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    sms_failure = {
+      display_name  = "otplogin: SMS delivery failure ratio above ${var.alert_sms_failure_ratio_max}"
+      severity      = "ERROR"
+      combiner      = "AND"
+      auto_close    = "3600s"
+      runbook       = "alert-sms-delivery-failure-ratio-high"
+      runbook_title = "SMS delivery failure ratio high"
+      subject       = "otplogin: the SMS provider is refusing codes"
+      conditions = [
+        {
+          display_name       = "failed share of deliveries above ${var.alert_sms_failure_ratio_max} over 15 min"
+          filter             = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.outcome=\"otp_delivery_failed\""
+          denominator_filter = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\""
+          threshold          = var.alert_sms_failure_ratio_max
+          period             = "900s"
+          group_by           = []
+        },
+        {
+          display_name       = "more than ${var.alert_sms_min_attempts} delivery attempts over 15 min"
+          filter             = "metric.type=\"${local.log_metric_types["otp_deliveries"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = var.alert_sms_min_attempts
+          period             = "900s"
+          group_by           = []
+        },
+      ]
+      content = <<-EOT
       **What it means.** More than ${format("%.0f", var.alert_sms_failure_ratio_max * 100)}% of delivery
       attempts over 15 minutes failed (`otp_delivery_failed`: send_otp answered
       `502 sms_delivery_failed`; the quota was given back). Twilio is down or rate
@@ -359,79 +213,38 @@ resource "google_monitoring_alert_policy" "sms_failure" {
          add the right values with `terraform/scripts/add-secret-values.sh --project "$PROJECT_ID" --secret twilio-auth-token --force`.
 
       Runbook: docs/runbook.md, "Alert: SMS delivery failure ratio high".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.sms_failure]
-      content {
-        display_name = "Runbook: SMS delivery failure ratio high"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-resource "google_monitoring_alert_policy" "sms_pumping" {
-  project               = var.project_id
-  display_name          = "otplogin: SMS volume spike per country (possible SMS pumping)"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  # Countries with their own hourly ceiling (at most 5: a policy holds at most 6 conditions).
-  dynamic "conditions" {
-    for_each = var.alert_sms_hourly_per_country_overrides
-    content {
-      display_name = "codes sent to ${conditions.key} above ${conditions.value} in an hour"
-      condition_threshold {
-        filter          = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.country=\"${conditions.key}\""
-        comparison      = "COMPARISON_GT"
-        threshold_value = conditions.value
-        duration        = "0s"
-        aggregations {
-          alignment_period     = "3600s"
-          per_series_aligner   = "ALIGN_SUM"
-          cross_series_reducer = "REDUCE_SUM"
-          group_by_fields      = ["metric.label.country"]
-        }
-        trigger {
-          count = 1
-        }
-      }
-    }
-  }
-
-  # Every other country, each on its own (grouped by country).
-  conditions {
-    display_name = "codes sent to any other single country above ${var.alert_sms_hourly_per_country} in an hour"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\"${local.sms_other_countries_filter}"
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_sms_hourly_per_country
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "3600s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.country"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "7200s"
-  }
-
-  documentation {
-    subject   = "otplogin: unusual SMS volume to one country"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    sms_pumping = {
+      display_name  = "otplogin: SMS volume spike per country (possible SMS pumping)"
+      severity      = "ERROR"
+      combiner      = "OR"
+      auto_close    = "7200s"
+      runbook       = "alert-sms-volume-spike-per-country"
+      runbook_title = "SMS volume spike per country"
+      subject       = "otplogin: unusual SMS volume to one country"
+      # Countries with their own hourly ceiling (at most 5: a policy holds at
+      # most 6 conditions), then every other country, each on its own.
+      conditions = concat(
+        [for country, ceiling in var.alert_sms_hourly_per_country_overrides : {
+          display_name       = "codes sent to ${country} above ${ceiling} in an hour"
+          filter             = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.country=\"${country}\""
+          denominator_filter = null
+          threshold          = ceiling
+          period             = "3600s"
+          group_by           = ["metric.label.country"]
+        }],
+        [{
+          display_name       = "codes sent to any other single country above ${var.alert_sms_hourly_per_country} in an hour"
+          filter             = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\"${local.sms_other_countries_filter}"
+          denominator_filter = null
+          threshold          = var.alert_sms_hourly_per_country
+          period             = "3600s"
+          group_by           = ["metric.label.country"]
+        }],
+      )
+      content = <<-EOT
       **What it means.** More codes were sent to one country in the last hour than its
       ceiling (`otp_sent` by `country`). Every code is a paid SMS: a sudden rise to one
       country, often to number ranges nobody of your users holds, is the signature of
@@ -448,54 +261,28 @@ resource "google_monitoring_alert_policy" "sms_pumping" {
       3. Real traffic: raise this country's ceiling in `alert_sms_hourly_per_country_overrides`.
 
       Runbook: docs/runbook.md, "Alert: SMS volume spike per country".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.sms_pumping]
-      content {
-        display_name = "Runbook: SMS volume spike per country"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-resource "google_monitoring_alert_policy" "send_global_cap" {
-  project               = var.project_id
-  display_name          = "otplogin: global send cap reached"
-  combiner              = "OR"
-  severity              = "WARNING"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  conditions {
-    display_name = "rate_limited with limit=send_global (any occurrence)"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["rate_limited"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.limit=\"send_global\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "3600s"
-  }
-
-  documentation {
-    subject   = "otplogin: the project-wide hourly send cap is refusing codes"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    send_global_cap = {
+      display_name  = "otplogin: global send cap reached"
+      severity      = "WARNING"
+      combiner      = "OR"
+      auto_close    = "3600s"
+      runbook       = "alert-global-send-cap-reached"
+      runbook_title = "global send cap reached"
+      subject       = "otplogin: the project-wide hourly send cap is refusing codes"
+      conditions = [
+        {
+          display_name       = "rate_limited with limit=send_global (any occurrence)"
+          filter             = "metric.type=\"${local.log_metric_types["rate_limited"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.limit=\"send_global\""
+          denominator_filter = null
+          threshold          = 0
+          period             = "300s"
+          group_by           = []
+        },
+      ]
+      content = <<-EOT
       **What it means.** send_otp refused codes because the project-wide hourly cap
       (`OTP_SENDS_GLOBAL_PER_HOUR`, default 1000) was reached (`rate_limited`,
       `limit=send_global`): every user asking for a code gets `429 rate_limited`
@@ -508,57 +295,29 @@ resource "google_monitoring_alert_policy" "send_global_cap" {
       3. Growth: raise the cap in `extra_env.send_otp.OTP_SENDS_GLOBAL_PER_HOUR` and apply.
 
       Runbook: docs/runbook.md, "Alert: global send cap reached".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.send_global_cap]
-      content {
-        display_name = "Runbook: global send cap reached"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-# --- platform ------------------------------------------------------------------------
-
-resource "google_monitoring_alert_policy" "http_5xx" {
-  project               = var.project_id
-  display_name          = "otplogin: 5xx answers on a function"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  conditions {
-    display_name = "more than ${var.alert_5xx_per_function} 5xx answers in 5 min, per function"
-    condition_threshold {
-      filter          = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND metric.label.response_code_class=\"5xx\" AND ${local.service_names_filter}"
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_5xx_per_function
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.label.service_name", "metric.label.response_code"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    subject   = "otplogin: a function answers 5xx"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    # --- platform ---------------------------------------------------------------------
+    http_5xx = {
+      display_name  = "otplogin: 5xx answers on a function"
+      severity      = "ERROR"
+      combiner      = "OR"
+      auto_close    = "1800s"
+      runbook       = "alert-5xx-on-a-function"
+      runbook_title = "5xx on a function"
+      subject       = "otplogin: a function answers 5xx"
+      conditions = [
+        {
+          display_name       = "more than ${var.alert_5xx_per_function} 5xx answers in 5 min, per function"
+          filter             = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND metric.label.response_code_class=\"5xx\" AND ${local.service_names_filter}"
+          denominator_filter = null
+          threshold          = var.alert_5xx_per_function
+          period             = "300s"
+          group_by           = ["resource.label.service_name", "metric.label.response_code"]
+        },
+      ]
+      content = <<-EOT
       **What it means.** A function answered 5xx (Cloud Run's own request count, so it
       also sees crashes, timeouts and instance limits the code never logged):
       `500 internal` (an unhandled error: a bug), `502 sms_delivery_failed` (send_otp;
@@ -573,78 +332,40 @@ resource "google_monitoring_alert_policy" "http_5xx" {
       4. 503 without a log line, `max_instance_count` reached: dashboard "Instances per function".
 
       Runbook: docs/runbook.md, "Alert: 5xx on a function".
-    EOT
-
-    dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.http_5xx]
-      content {
-        display_name = "Runbook: 5xx on a function"
-        url          = "${var.runbook_url}#${links.value}"
-      }
+      EOT
     }
-  }
 
-  depends_on = [google_project_service.monitoring]
-}
-
-resource "google_monitoring_alert_policy" "firestore" {
-  project               = var.project_id
-  display_name          = "otplogin: Firestore errors"
-  combiner              = "OR"
-  severity              = "ERROR"
-  notification_channels = var.alert_notification_channels
-  user_labels           = var.labels
-
-  # What the code saw: a read-check-write that Firestore did not answer (503 to the client).
-  conditions {
-    display_name = "firestore_unavailable logged (any occurrence)"
-    condition_threshold {
-      filter          = "metric.type=\"${local.log_metric_types["firestore_unavailable"]}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = 0
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.error"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  # What Firestore saw: server-side errors. Precondition failures (FAILED_PRECONDITION,
-  # ALREADY_EXISTS, ABORTED) are the normal retries of the optimistic read-check-write
-  # and are left out on purpose.
-  conditions {
-    display_name = "Firestore API errors above ${var.alert_firestore_errors} in 5 min"
-    condition_threshold {
-      filter          = "metric.type=\"firestore.googleapis.com/api/request_count\" AND resource.type=\"firestore.googleapis.com/Database\" AND metric.label.response_code=one_of(\"UNAVAILABLE\", \"INTERNAL\", \"DEADLINE_EXCEEDED\", \"UNKNOWN\", \"RESOURCE_EXHAUSTED\", \"PERMISSION_DENIED\")"
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.alert_firestore_errors
-      duration        = "0s"
-      aggregations {
-        alignment_period     = "300s"
-        per_series_aligner   = "ALIGN_SUM"
-        cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["metric.label.response_code"]
-      }
-      trigger {
-        count = 1
-      }
-    }
-  }
-
-  alert_strategy {
-    auto_close = "1800s"
-  }
-
-  documentation {
-    subject   = "otplogin: Firestore is failing requests"
-    mime_type = "text/markdown"
-    content   = <<-EOT
+    firestore = {
+      display_name  = "otplogin: Firestore errors"
+      severity      = "ERROR"
+      combiner      = "OR"
+      auto_close    = "1800s"
+      runbook       = "alert-firestore-errors"
+      runbook_title = "Firestore errors"
+      subject       = "otplogin: Firestore is failing requests"
+      conditions = [
+        # What the code saw: a read-check-write that Firestore did not answer (503 to the client).
+        {
+          display_name       = "firestore_unavailable logged (any occurrence)"
+          filter             = "metric.type=\"${local.log_metric_types["firestore_unavailable"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = 0
+          period             = "300s"
+          group_by           = ["metric.label.error"]
+        },
+        # What Firestore saw: server-side errors. Precondition failures (FAILED_PRECONDITION,
+        # ALREADY_EXISTS, ABORTED) are the normal retries of the optimistic read-check-write
+        # and are left out on purpose.
+        {
+          display_name       = "Firestore API errors above ${var.alert_firestore_errors} in 5 min"
+          filter             = "metric.type=\"firestore.googleapis.com/api/request_count\" AND resource.type=\"firestore.googleapis.com/Database\" AND metric.label.response_code=one_of(\"UNAVAILABLE\", \"INTERNAL\", \"DEADLINE_EXCEEDED\", \"UNKNOWN\", \"RESOURCE_EXHAUSTED\", \"PERMISSION_DENIED\")"
+          denominator_filter = null
+          threshold          = var.alert_firestore_errors
+          period             = "300s"
+          group_by           = ["metric.label.response_code"]
+        },
+      ]
+      content = <<-EOT
       **What it means.** Either the functions logged `firestore_unavailable` (Firestore
       did not answer a read-check-write; the client got `503 unavailable`), or
       Firestore's own request count shows server-side errors. Every OTP and login
@@ -658,16 +379,131 @@ resource "google_monitoring_alert_policy" "firestore" {
       4. `PERMISSION_DENIED`: the function's service account lost `roles/datastore.user`: `terraform plan`.
 
       Runbook: docs/runbook.md, "Alert: Firestore errors".
-    EOT
+      EOT
+    }
+  }
+}
+
+resource "google_monitoring_alert_policy" "alert" {
+  for_each = local.alert_policies
+
+  project               = var.project_id
+  display_name          = each.value.display_name
+  combiner              = each.value.combiner
+  severity              = each.value.severity
+  notification_channels = var.alert_notification_channels
+  user_labels           = var.labels
+
+  dynamic "conditions" {
+    for_each = each.value.conditions
+    content {
+      display_name = conditions.value.display_name
+      condition_threshold {
+        filter             = conditions.value.filter
+        denominator_filter = conditions.value.denominator_filter
+        comparison         = "COMPARISON_GT"
+        threshold_value    = conditions.value.threshold
+        duration           = "0s"
+        aggregations {
+          alignment_period     = conditions.value.period
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+          group_by_fields      = length(conditions.value.group_by) == 0 ? null : conditions.value.group_by
+        }
+        dynamic "denominator_aggregations" {
+          for_each = conditions.value.denominator_filter == null ? [] : [1]
+          content {
+            alignment_period     = conditions.value.period
+            per_series_aligner   = "ALIGN_SUM"
+            cross_series_reducer = "REDUCE_SUM"
+          }
+        }
+        trigger {
+          count = 1
+        }
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = each.value.auto_close
+  }
+
+  documentation {
+    subject   = each.value.subject
+    mime_type = "text/markdown"
+    content   = each.value.content
 
     dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.firestore]
+      for_each = var.runbook_url == null ? [] : [each.value.runbook]
       content {
-        display_name = "Runbook: Firestore errors"
+        display_name = "Runbook: ${each.value.runbook_title}"
         url          = "${var.runbook_url}#${links.value}"
       }
     }
   }
 
-  depends_on = [google_project_service.monitoring]
+  lifecycle {
+    precondition {
+      condition     = contains(["CRITICAL", "ERROR", "WARNING"], each.value.severity) && contains(["OR", "AND"], each.value.combiner)
+      error_message = "alert ${each.key}: severity must be CRITICAL, ERROR or WARNING and combiner OR or AND."
+    }
+    precondition {
+      # An alert policy holds 1 to 6 conditions; an AND of one condition is a mistake.
+      condition     = length(each.value.conditions) >= 1 && length(each.value.conditions) <= 6 && (each.value.combiner == "OR" || length(each.value.conditions) > 1)
+      error_message = "alert ${each.key}: 1 to 6 conditions (more than one when the combiner is AND)."
+    }
+    precondition {
+      condition     = alltrue([for c in each.value.conditions : c.threshold >= 0 && can(regex("resource\\.type=", c.filter)) && can(regex("^[0-9]+s$", c.period))])
+      error_message = "alert ${each.key}: every condition needs a threshold of 0 or more, a filter naming its resource.type and a period in seconds."
+    }
+    precondition {
+      condition     = can(regex("^alert-[a-z0-9-]+$", each.value.runbook)) && strcontains(each.value.content, "docs/runbook.md")
+      error_message = "alert ${each.key}: runbook must be the anchor of its docs/runbook.md section (alert-...), named in its documentation."
+    }
+  }
+
+  # The log-based metrics must exist, and be known to alerting (minutes later), first.
+  depends_on = [time_sleep.apis, time_sleep.log_metrics]
+}
+
+# The policies were one resource each; keep their identity (and incident history).
+moved {
+  from = google_monitoring_alert_policy.pii_key
+  to   = google_monitoring_alert_policy.alert["pii_key"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.secret_load
+  to   = google_monitoring_alert_policy.alert["secret_load"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.verify_ratio
+  to   = google_monitoring_alert_policy.alert["verify_ratio"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.sms_failure
+  to   = google_monitoring_alert_policy.alert["sms_failure"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.sms_pumping
+  to   = google_monitoring_alert_policy.alert["sms_pumping"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.send_global_cap
+  to   = google_monitoring_alert_policy.alert["send_global_cap"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.http_5xx
+  to   = google_monitoring_alert_policy.alert["http_5xx"]
+}
+
+moved {
+  from = google_monitoring_alert_policy.firestore
+  to   = google_monitoring_alert_policy.alert["firestore"]
 }

@@ -8,5 +8,5 @@ resource "google_monitoring_dashboard" "main" {
   dashboard_json = file("${path.module}/dashboards/otplogin.json")
 
   # The charts read the log-based metrics; create those first.
-  depends_on = [google_project_service.monitoring, google_logging_metric.event]
+  depends_on = [time_sleep.apis, google_logging_metric.event]
 }

@@ -41,7 +41,7 @@ resource "google_monitoring_uptime_check_config" "health" {
     }
   }
 
-  depends_on = [google_project_service.monitoring]
+  depends_on = [time_sleep.apis]
 }
 
 # One policy per function, so an incident names the function in its title.
@@ -100,7 +100,7 @@ resource "google_monitoring_alert_policy" "health" {
     EOT
 
     dynamic "links" {
-      for_each = var.runbook_url == null ? [] : [local.alert_runbook.health]
+      for_each = var.runbook_url == null ? [] : ["alert-health-check-failing"]
       content {
         display_name = "Runbook: health check failing"
         url          = "${var.runbook_url}#${links.value}"
@@ -108,5 +108,5 @@ resource "google_monitoring_alert_policy" "health" {
     }
   }
 
-  depends_on = [google_project_service.monitoring]
+  depends_on = [time_sleep.apis]
 }

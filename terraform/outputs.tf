@@ -44,12 +44,12 @@ output "firestore_database" {
 }
 
 output "ci_workload_identity_provider" {
-  description = "Full name of the Workload Identity provider for GitHub Actions (set it as the repository variable GCP_WORKLOAD_IDENTITY_PROVIDER)."
+  description = "Full name of the Workload Identity provider for GitHub Actions: store it as the secret GCP_WORKLOAD_IDENTITY_PROVIDER of the production environment (the deploy workflow reads secrets.GCP_WORKLOAD_IDENTITY_PROVIDER)."
   value       = try(google_iam_workload_identity_pool_provider.github[0].name, null)
 }
 
 output "ci_service_account" {
-  description = "Email of the deployer service account for GitHub Actions (set it as the repository variable GCP_DEPLOY_SERVICE_ACCOUNT)."
+  description = "Email of the deployer service account for GitHub Actions: store it as the secret GCP_DEPLOY_SERVICE_ACCOUNT of the production environment (the deploy workflow reads secrets.GCP_DEPLOY_SERVICE_ACCOUNT)."
   value       = try(google_service_account.deployer[0].email, null)
 }
 
@@ -61,16 +61,7 @@ output "log_metrics" {
 output "alert_policies" {
   description = "Name (projects/.../alertPolicies/...) of each otplogin alert policy, keyed by alert; health checks as health/<function>."
   value = merge(
-    {
-      pii_key         = google_monitoring_alert_policy.pii_key.name
-      secret_load     = google_monitoring_alert_policy.secret_load.name
-      verify_ratio    = google_monitoring_alert_policy.verify_ratio.name
-      sms_failure     = google_monitoring_alert_policy.sms_failure.name
-      sms_pumping     = google_monitoring_alert_policy.sms_pumping.name
-      send_global_cap = google_monitoring_alert_policy.send_global_cap.name
-      http_5xx        = google_monitoring_alert_policy.http_5xx.name
-      firestore       = google_monitoring_alert_policy.firestore.name
-    },
+    { for name, policy in google_monitoring_alert_policy.alert : name => policy.name },
     { for name, policy in google_monitoring_alert_policy.health : "health/${name}" => policy.name },
   )
 }
@@ -83,4 +74,9 @@ output "uptime_check_ids" {
 output "monitoring_dashboard" {
   description = "Id of the otplogin operations dashboard (Cloud Monitoring > Dashboards > otplogin)."
   value       = google_monitoring_dashboard.main.id
+}
+
+output "artifact_repository" {
+  description = "Artifact Registry repository the function builds push their images to."
+  value       = google_artifact_registry_repository.functions.id
 }

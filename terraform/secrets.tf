@@ -26,7 +26,7 @@ resource "google_secret_manager_secret" "secret" {
     }
   }
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
 }
 
 # The PII keyring decrypts every stored phone number, address and WhatsApp
@@ -37,6 +37,11 @@ resource "google_secret_manager_secret" "pii_keyring" {
   secret_id           = local.pii_keyring_secret
   labels              = var.labels
   deletion_protection = true
+
+  # Delayed destruction: destroying a version disables it at once and destroys
+  # it only 30 days later; until then a Secret Manager admin restores it
+  # (docs/runbook.md, "Restore a destroyed pii-keyring version").
+  version_destroy_ttl = "2592000s" # 30 days
 
   replication {
     dynamic "auto" {
@@ -56,7 +61,7 @@ resource "google_secret_manager_secret" "pii_keyring" {
     }
   }
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
 
   lifecycle {
     prevent_destroy = true

@@ -23,7 +23,7 @@ resource "google_storage_bucket" "sources" {
     }
   }
 
-  depends_on = [google_project_service.api]
+  depends_on = [time_sleep.apis]
 
   #checkov:skip=CKV_GCP_62:Holds only the deterministic source archives of the functions, written by Terraform; Cloud Audit Logs (Data Access) cover who reads them, a usage-log bucket would add nothing.
 }

@@ -18,7 +18,9 @@ Two commands:
 ``python tools/tf_schema.py check [DIR...]``  (default: terraform/)
     Parse every ``*.tf`` with python-hcl2 and report any unknown resource or
     data source type, and any unknown argument or nested block name, at any
-    depth. Exit status 1 on a finding.
+    depth. Resources of other providers are checked against the small
+    allow-list ``OTHER_PROVIDERS`` (hashicorp/time's ``time_sleep``); any other
+    type is reported. Exit status 1 on a finding.
 """
 
 from __future__ import annotations
@@ -61,13 +63,23 @@ LIFECYCLE_ARGUMENTS = {
     "postcondition",
 }
 
+Json = dict[str, Any]
 Schema = dict[str, Any]  # argument name -> 0 (attribute) or a nested Schema (block / object)
+
+# Resources of other providers, listed by hand (arguments from each provider's
+# registry docs) and pinned in terraform/versions.tf. Anything not google_ and
+# not here is reported, so a typo or a new provider cannot slip past the check.
+OTHER_PROVIDERS: dict[str, dict[str, Schema]] = {
+    # registry.terraform.io/providers/hashicorp/time/latest/docs/resources/sleep
+    "hashicorp/time": {"time_sleep": {"create_duration": 0, "destroy_duration": 0, "triggers": 0}},
+}
+OTHER_RESOURCES: dict[str, Schema] = {t: s for types in OTHER_PROVIDERS.values() for t, s in types.items()}
 
 
 # --------------------------------------------------------------------------- regenerate
 
 
-def _docs_text(member: dict) -> str:
+def _docs_text(member: Json) -> str:
     """All of a member's documentation (summary, remarks, custom tags) as one text."""
     return json.dumps(member.get("docs", {}))
 
@@ -85,7 +97,7 @@ def _fqns(type_ref: Any) -> Iterator[str]:
             yield from _fqns(value)
 
 
-def _interface_schema(types: dict, fqn: str, stack: tuple[str, ...] = ()) -> Schema:
+def _interface_schema(types: Json, fqn: str, stack: tuple[str, ...] = ()) -> Schema:
     schema: Schema = {}
     for prop in types[fqn].get("properties", []):
         match = ANCHOR.search(_docs_text(prop))
@@ -100,7 +112,7 @@ def _interface_schema(types: dict, fqn: str, stack: tuple[str, ...] = ()) -> Sch
     return schema
 
 
-def extract(assembly: dict) -> dict:
+def extract(assembly: Json) -> Json:
     """``{"provider_config": Schema, "resource": {type: Schema}, "data": {type: Schema}}`` from a jsii assembly."""
     types = assembly["types"]
     found: dict[str, dict[str, Schema]] = {"resource": {}, "data": {}}
@@ -122,7 +134,7 @@ def extract(assembly: dict) -> dict:
     return {"provider_config": provider_config, **found}
 
 
-def load_assembly_from_wheel(wheel: Path) -> dict:
+def load_assembly_from_wheel(wheel: Path) -> Json:
     with zipfile.ZipFile(wheel) as zf:
         member = next(n for n in zf.namelist() if n.endswith(".jsii.tgz"))
         blob = zf.read(member)
@@ -130,10 +142,11 @@ def load_assembly_from_wheel(wheel: Path) -> dict:
         handle = tar.extractfile("package/.jsii")
         if handle is None:
             raise ValueError(f"{wheel}: no package/.jsii in {member}")
-        return json.load(handle)
+        assembly: Json = json.load(handle)
+        return assembly
 
 
-def regenerate(output: Path = SCHEMA_FILE, wheel: Path | None = None) -> dict:
+def regenerate(output: Path = SCHEMA_FILE, wheel: Path | None = None) -> Json:
     with tempfile.TemporaryDirectory() as tmp:
         if wheel is None:
             subprocess.run(
@@ -168,18 +181,19 @@ def regenerate(output: Path = SCHEMA_FILE, wheel: Path | None = None) -> dict:
 # --------------------------------------------------------------------------- check
 
 
-def load_schema(path: Path = SCHEMA_FILE) -> dict:
-    return json.loads(path.read_text(encoding="utf-8"))
+def load_schema(path: Path = SCHEMA_FILE) -> Json:
+    schema: Json = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
-def parse_hcl(text: str) -> dict:
+def parse_hcl(text: str) -> Json:
     import hcl2
     from hcl2.utils import SerializationOptions
 
     return hcl2.loads(text, serialization_options=SerializationOptions(strip_string_quotes=True, explicit_blocks=False))
 
 
-def _bodies(value: Any) -> Iterator[dict]:
+def _bodies(value: Any) -> Iterator[Json]:
     """A block is parsed as a dict, or a list of dicts when repeated."""
     if isinstance(value, dict):
         yield value
@@ -189,7 +203,7 @@ def _bodies(value: Any) -> Iterator[dict]:
                 yield item
 
 
-def _check_body(body: dict, schema: Schema, where: str, top: bool) -> Iterator[str]:
+def _check_body(body: Json, schema: Schema, where: str, top: bool) -> Iterator[str]:
     for key, value in body.items():
         if key.startswith("__") or key.startswith("//"):  # parser annotations (comments, positions)
             continue
@@ -222,7 +236,7 @@ def _check_body(body: dict, schema: Schema, where: str, top: bool) -> Iterator[s
                 yield from _check_body(item, nested, f"{where}.{key}", False)
 
 
-def check_document(doc: dict, schema: dict, filename: str = "<hcl>") -> list[str]:
+def check_document(doc: Json, schema: Json, filename: str = "<hcl>") -> list[str]:
     problems: list[str] = []
     for group in _bodies(doc.get("provider", [])):
         for pname, body in group.items():
@@ -240,7 +254,17 @@ def check_document(doc: dict, schema: dict, filename: str = "<hcl>") -> list[str
                             continue
                         where = f"{filename}: {'data.' if kind == 'data' else ''}{rtype}.{rname}"
                         if not rtype.startswith("google_"):
-                            continue  # other providers are out of this schema's scope
+                            known = OTHER_RESOURCES if kind == "resource" else {}
+                            if rtype not in known:
+                                problems.append(
+                                    f"{where}: unknown {kind} type '{rtype}': not hashicorp/google and not in the "
+                                    f"allow-list of other providers ({', '.join(sorted(known)) or 'none'}; "
+                                    "tools/tf_schema.py OTHER_PROVIDERS)"
+                                )
+                                continue
+                            for item in _bodies(body):
+                                problems.extend(_check_body(item, known[rtype], where, True))
+                            continue
                         if rtype not in schema[kind]:
                             problems.append(
                                 f"{where}: unknown {kind} type '{rtype}' in hashicorp/google {schema['version']}"
@@ -251,7 +275,7 @@ def check_document(doc: dict, schema: dict, filename: str = "<hcl>") -> list[str
     return problems
 
 
-def check_paths(paths: list[Path], schema: dict | None = None) -> list[str]:
+def check_paths(paths: list[Path], schema: Json | None = None) -> list[str]:
     schema = schema or load_schema()
     problems: list[str] = []
     for base in paths:

@@ -106,8 +106,8 @@ class Client:
         see `solve_altcha`) or `attestation` (an app attestation token).
 
         Raises InvalidPhone, CountryNotAllowed, ChallengeRequired (`altcha_challenge`, `limit`),
-        RateLimited (`retry_after`, `limit`), SmsDeliveryFailed (safe to call again),
-        Unavailable, InvalidRequest.
+        RateLimited (`retry_after`, `limit`), SmsDeliveryFailed (call again at once, or after
+        its `retry_after`), Unavailable, InvalidRequest.
         """
         body = _drop_none(
             {"phone": phone, "channel": channel, "locale": locale, "altcha": altcha, "attestation": attestation}

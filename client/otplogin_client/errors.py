@@ -215,7 +215,11 @@ class AccountLocked(ApiError):
 
 
 class SmsDeliveryFailed(ApiError):
-    """The provider did not take the message. The server undid the send, so asking again is allowed."""
+    """The code was not delivered, or not confirmed.
+
+    Without `retry_after`, the provider refused it: the server undid the send, so asking again is
+    allowed. With `retry_after`, the provider did not confirm and the text may still arrive: asking
+    again before `retry_after` seconds answers RateLimited."""
 
     code = "sms_delivery_failed"
 

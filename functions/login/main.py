@@ -21,6 +21,7 @@ def _login(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, A
         raise InvalidRequest("Give either email or code.", field="email")
     password = string_field(body, "password", max_length=1024)
     locale = string_field(body, "locale", max_length=16, required=False)
+    runtime.token_signer(), runtime.mfa_signer()  # before any text is sent: a key problem answers 503 first
     result = runtime.signin().login(email=email, code=code, password=password, client_ip=ctx.client_ip, locale=locale)
     if isinstance(result, SecondFactorSent):
         return 200, sessions.second_factor_response(result)

@@ -18,10 +18,11 @@ SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS)
 def _verify(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
     code = string_field(body, "code", max_length=16)
     mfa_token = string_field(body, "mfa_token", max_length=2048, required=False)
+    runtime.token_signer()  # before the code is consumed: a key problem answers 503 and the code stays usable
     if mfa_token:
-        return 200, sessions.complete_second_factor(mfa_token, code)
+        return 200, sessions.complete_second_factor(mfa_token, code, ctx.client_ip)
     phone = string_field(body, "phone", max_length=32)
-    verified = runtime.otp_service().verify(phone, code)
+    verified = runtime.otp_service().verify(phone, code, ctx.client_ip)
     return 200, sessions.for_verified_phone(verified)
 
 

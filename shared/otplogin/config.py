@@ -43,7 +43,7 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw == "":
         return default
@@ -68,15 +68,42 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
-def _test_numbers(env: Mapping[str, str], code_length: int) -> dict[str, str]:
-    """`OTP_TEST_NUMBERS="+243800000001=123456,..."`: fixed codes, never an SMS."""
+# Ranges set aside for fiction, which no subscriber can hold: Ofcom's drama mobile range
+# (07700 900000-900999) and the North American 555-0100..0199 block.
+RESERVED_TEST_RANGES = (
+    re.compile(r"^\+447700900\d{3}$"),
+    re.compile(r"^\+1[2-9]\d{2}55501\d{2}$"),
+)
+_TEST_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _test_numbers(env: Mapping[str, str], code_length: int, *, emulator: bool) -> tuple[dict[str, str], bool]:
+    """`OTP_TEST_NUMBERS="+243800000001=123456,..."`: fixed codes, never an SMS; (numbers, in production).
+
+    Anyone who types a listed number gets in with its fixed code, so outside emulator mode the
+    list needs `OTP_TEST_NUMBERS_IN_PRODUCTION=true` and may hold only reserved fiction ranges."""
     numbers: dict[str, str] = {}
     for item in _list(env, "OTP_TEST_NUMBERS"):
         phone, _, code = item.partition("=")
-        if not (phone.startswith("+") and code.isascii() and code.isdigit() and len(code) == code_length):
+        phone = phone.strip()
+        if not (_TEST_NUMBER.match(phone) and code.isascii() and code.isdigit() and len(code) == code_length):
             raise ConfigError(f"OTP_TEST_NUMBERS entries look like +E164={'9' * code_length}")
-        numbers[phone.strip()] = code
-    return numbers
+        numbers[phone] = code
+    allowed_in_production = _bool(env, "OTP_TEST_NUMBERS_IN_PRODUCTION")
+    if not numbers or emulator:
+        return numbers, False
+    if not allowed_in_production:
+        raise ConfigError(
+            "OTP_TEST_NUMBERS is set outside emulator mode: set OTP_TEST_NUMBERS_IN_PRODUCTION=true to allow "
+            "fixed codes there (reserved fiction ranges only), or remove it"
+        )
+    outside = [p for p in numbers if not any(r.match(p) for r in RESERVED_TEST_RANGES)]
+    if outside:  # never echo the numbers: one may be a real subscriber's
+        raise ConfigError(
+            f"OTP_TEST_NUMBERS_IN_PRODUCTION allows only reserved fiction ranges (+44 7700 900xxx, "
+            f"+1 NXX 555 01xx); {len(outside)} of the {len(numbers)} entries are outside them"
+        )
+    return numbers, True
 
 
 def _country_shares(env: Mapping[str, str], countries: frozenset[str]) -> dict[str, int]:
@@ -116,9 +143,13 @@ class Settings:
     sends_per_phone_per_hour: int = 5
     # 10 wrong guesses per phone per hour bound a 6-digit brute force at 1e-5 per hour.
     failures_per_phone_per_hour: int = 10
+    # One client probing many phones: 50 wrong codes an hour bound it at 5e-5 per hour (6 digits),
+    # with room for a carrier NAT's many users mistyping.
+    failures_per_ip_per_hour: int = 50
     sends_per_ip_per_hour: int = 20
     sends_global_per_hour: int = 1000
     test_numbers: Mapping[str, str] = field(default_factory=dict)
+    test_numbers_in_production: bool = False
     # Client addresses: how many proxies in front append to X-Forwarded-For (1 = Cloud Run's own front end).
     trusted_proxy_hops: int = 1
     # Send guard (otplogin.guard; docs/runbook.md "Send guard"). Off: the plain walls of the
@@ -175,6 +206,9 @@ class Settings:
             raise ConfigError(f"SMS_PROVIDER must be 'twilio' or 'dev_outbox', got {sms_provider!r}")
         code_length = _int(env, "OTP_CODE_LENGTH", 6, 6, 10)
         countries = frozenset(c.upper() for c in _list(env, "OTP_ALLOWED_COUNTRIES", "CD,MA"))
+        # Emulator mode as the dev SMS sink defines it: an emulator host and a `demo-` project.
+        emulator = bool(env.get("FIRESTORE_EMULATOR_HOST")) and project.startswith("demo-")
+        test_numbers, test_numbers_in_production = _test_numbers(env, code_length, emulator=emulator)
         challenges = frozenset(c.lower() for c in _list(env, "GUARD_CHALLENGES"))
         if not challenges <= set(_CHALLENGES):
             raise ConfigError(f"GUARD_CHALLENGES is a list of {', '.join(_CHALLENGES)}, got {sorted(challenges)}")
@@ -199,9 +233,11 @@ class Settings:
             resend_cooldown_seconds=_int(env, "OTP_RESEND_COOLDOWN_SECONDS", 60, 0, 3600),
             sends_per_phone_per_hour=_int(env, "OTP_SENDS_PER_PHONE_PER_HOUR", 5, 1, 100),
             failures_per_phone_per_hour=_int(env, "OTP_FAILURES_PER_PHONE_PER_HOUR", 10, 1, 100),
+            failures_per_ip_per_hour=_int(env, "OTP_FAILURES_PER_IP_PER_HOUR", 50, 1, 1_000_000),
             sends_per_ip_per_hour=_int(env, "OTP_SENDS_PER_IP_PER_HOUR", 20, 1, 100_000),
             sends_global_per_hour=_int(env, "OTP_SENDS_GLOBAL_PER_HOUR", 1000, 1, 10_000_000),
-            test_numbers=_test_numbers(env, code_length),
+            test_numbers=test_numbers,
+            test_numbers_in_production=test_numbers_in_production,
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 1, 1, 10),
             guard_enabled=_bool(env, "GUARD_ENABLED", True),
             guard_range_block_digits=_int(env, "GUARD_RANGE_BLOCK_DIGITS", 5, 2, 8),

@@ -87,6 +87,12 @@ class SmsDeliveryFailed(ApiError):
     code, status, message = "sms_delivery_failed", 502, "The code could not be delivered. Try again."
 
 
+class SmsDeliveryUncertain(SmsDeliveryFailed):
+    """The provider did not confirm the text, which may still arrive: the send keeps its cooldown."""
+
+    message = "The code may not have been delivered. If it does not arrive, ask for a new one after the wait."
+
+
 class Unavailable(ApiError):
     code, status, message = "unavailable", 503, "The service is temporarily unavailable. Try again shortly."
 
@@ -105,4 +111,14 @@ class SecretUnavailable(Unavailable):
 
 
 class DeliveryError(Exception):
-    """The SMS provider did not accept the message (error status, timeout, bad config)."""
+    """The provider did not confirm the message: it may still have been sent (and billed).
+
+    A timeout, a 5xx answer, a dropped connection or an unreadable answer can
+    all come after the provider accepted the message, so the send keeps its
+    quota and cooldown: the user waits for the text, or resends after the cooldown."""
+
+
+class DeliveryRejected(DeliveryError):
+    """The provider certainly did not send the message (a 4xx refusal, no connection, refused locally).
+
+    Only this gives the send's quota back and restores the previous code."""

@@ -91,7 +91,10 @@ def handle(
                 log.event(
                     "secret_load_failed", str(exc), severity=logging.ERROR, secret=exc.secret_id, reason=exc.reason
                 )
-            exc = type(exc)() if type(exc) is not SecretUnavailable else Unavailable()
+            # A fresh error of the same kind (or plain `unavailable`): generic message, no data, but the
+            # Retry-After a transient cause set (Firestore busy or not answering) is kept.
+            generic = Unavailable if isinstance(exc, Unavailable) else type(exc)
+            exc = generic(retry_after=exc.retry_after)
         return _render_error(exc, allowed_origin)
     except Exception:
         # Never a stack trace to the client: it goes to the logs, the client gets the contract's shape.

@@ -1,9 +1,13 @@
 """One-time codes: issue, deliver, verify. Plain Python, no Flask.
 
-Firestore holds, per phone, one document in `otp_codes` whose id is an HMAC
-of the phone and whose `code_hash` is an HMAC of the code: no plaintext phone
-or code at rest. Every decision (cooldown, caps, attempts, single use) is made
-and written in one `store.atomic_update`, so all instances agree.
+Firestore holds one code document per *purpose*: a phone proof (`verify_otp`
+with `{phone, code}`) and a user's login second factor never share a document,
+a cooldown, a send cap or a failure window, so an anonymous caller who knows a
+user's number can neither refuse, void nor redeem that user's login code. The
+document id is an HMAC (of the phone, or of the user and the phone) and its
+`code_hash` an HMAC of the code: no plaintext phone or code at rest. Every
+decision (cooldown, caps, attempts, single use) is made and written in one
+`store.atomic_update`, so all instances agree.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -24,18 +29,24 @@ from otplogin.errors import (
     ChallengeRequired,
     CodeExpired,
     DeliveryError,
+    DeliveryRejected,
     InvalidCode,
     InvalidRequest,
     RateLimited,
     SmsDeliveryFailed,
+    SmsDeliveryUncertain,
     TooManyAttempts,
 )
-from otplogin.guard import Proof, SendGuard, Verdict
+from otplogin.guard import Pending, Proof, SendGuard, Verdict
 from otplogin.limits import SlidingWindow, timestamp
 from otplogin.sms import Channel, SmsSender
 
 CODES = "otp_codes"
 CHANNELS = ("sms", "whatsapp")
+PHONE = "phone"  # purpose: prove a phone number (send_otp, verify_otp {phone, code})
+LOGIN = "login"  # purpose: a user's second factor (login, verify_otp {mfa_token, code})
+
+_COMPACT_PHONE = re.compile(r"^\+[0-9]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +60,45 @@ class Verified:
     phone: str | None  # None when verified by key (second factor): no plaintext phone is stored
     purpose: str
     subject: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Where one purpose keeps its code and its budgets (per phone, or per user and phone)."""
+
+    purpose: str
+    subject: str | None
+    key: str  # the code document's id; codes are hashed under it
+    sends: SlidingWindow
+    failures: SlidingWindow
+
+    @property
+    def code_path(self) -> str:
+        return f"{CODES}/{self.key}"
+
+    @property
+    def send_path(self) -> str:
+        return self.sends.path(self.key)
+
+    @property
+    def failures_path(self) -> str:
+        return self.failures.path(self.key)
+
+
+@dataclasses.dataclass(frozen=True)
+class SendAttempt:
+    """One send's reservation: what its decision reads, and the code document it writes."""
+
+    scope: Scope
+    guard: Pending  # the send guard's documents and decision
+    now: float
+    send_id: str
+    code_doc: dict[str, Any]
+    verdict: dict[str, Verdict] = dataclasses.field(default_factory=dict)  # the guard's, once decided
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.scope.code_path, self.scope.send_path, *self.guard.paths]
 
 
 def is_channel(value: str) -> TypeGuard[Channel]:
@@ -76,9 +126,22 @@ class OtpService:
         self._clock = clock
         self._make_code = make_code
         self.phone_sends = SlidingWindow("send_phone", settings.sends_per_phone_per_hour)
+        self.login_sends = SlidingWindow("send_login", settings.sends_per_phone_per_hour)
         # Per-client, per-range and project-wide limits: the send guard (its own module).
         self.guard = SendGuard(settings, mac=self._mac, pepper=pepper)
         self.phone_failures = SlidingWindow("fail_phone", settings.failures_per_phone_per_hour)
+        self.login_failures = SlidingWindow("fail_login", settings.failures_per_phone_per_hour)
+        self.ip_failures = SlidingWindow("fail_ip", settings.failures_per_ip_per_hour)
+        if settings.test_numbers:
+            production = settings.test_numbers_in_production
+            log.event(
+                "otp_test_numbers_enabled",
+                f"{len(settings.test_numbers)} test numbers with fixed codes are configured"
+                + (" in production (OTP_TEST_NUMBERS_IN_PRODUCTION)" if production else " (emulator mode)"),
+                severity=logging.WARNING if production else logging.INFO,
+                count=len(settings.test_numbers),
+                production=production,
+            )
 
     # -- keys -------------------------------------------------------------
     def _mac(self, purpose: str, value: str) -> str:
@@ -93,6 +156,21 @@ class OtpService:
     def _code_hash(self, key: str, code: str) -> str:
         return self._mac(f"code:{key}", code)
 
+    def phone_scope(self, phone_key: str) -> Scope:
+        return Scope(PHONE, None, phone_key, self.phone_sends, self.phone_failures)
+
+    def login_scope(self, phone_key: str, subject: str) -> Scope:
+        return Scope(LOGIN, subject, self._mac("login", f"{subject}:{phone_key}")[:40], self.login_sends,
+                     self.login_failures)
+
+    def _test_number(self, raw_phone: str) -> tuple[str, str] | None:
+        """(E.164, fixed code) of a configured test number. Never texted, so delivery rules do not apply."""
+        if not self.settings.test_numbers or not isinstance(raw_phone, str):
+            return None
+        compact = raw_phone.strip().replace(" ", "").replace("-", "")
+        code = self.settings.test_numbers.get(compact) if _COMPACT_PHONE.match(compact) else None
+        return (compact, code) if code else None
+
     # -- send -------------------------------------------------------------
     def send(
         self,
@@ -101,65 +179,33 @@ class OtpService:
         locale: str | None,
         client_ip: str,
         *,
-        purpose: str = "phone",
+        purpose: str = PHONE,
         subject: str | None = None,
         proof: Proof | None = None,
     ) -> Sent:
         if not is_channel(channel):
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
+        if (purpose, bool(subject)) not in ((PHONE, False), (LOGIN, True)):
+            raise ValueError("a login code is sent for a user (subject); a phone code for none")
+        fixed = self._test_number(raw_phone) if purpose == PHONE else None  # never a fixed login code
+        if fixed:
+            return self._send_test_number(*fixed)
         e164, country = phone.validate_for_delivery(raw_phone, self.settings.allowed_countries)
         now = self._clock()
         key = self.phone_key(e164)
-        fixed = self.settings.test_numbers.get(e164)
-        code = fixed or self._make_code(self.settings.code_length)
-        send_id = secrets.token_hex(8)
-        new_doc = {
-            "code_hash": self._code_hash(key, code),
-            "state": "active",
-            "attempts": 0,
-            "expires_at": timestamp(now + self.settings.code_ttl_seconds),
-            "resend_at": now + self.settings.resend_cooldown_seconds,
-            "channel": channel,
-            "purpose": purpose,
-            "subject": subject,
-            "send_id": send_id,
-            "previous": None,
-        }
-        code_path = f"{CODES}/{key}"
-        if fixed:
-            # Configured test numbers: fixed code, no SMS, no caps (like Firebase's).
-            store.atomic_update([code_path], lambda _docs: store.Plan(None, {code_path: new_doc}))
-            log.event("otp_test_number", "code issued for a configured test number", phone=log.mask_phone(e164))
-            return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
-
+        scope = self.phone_scope(key) if subject is None else self.login_scope(key, subject)
+        code = self._make_code(self.settings.code_length)
         sender = self._sender()  # before any write: missing provider secrets must not consume a quota
-        phone_path = self.phone_sends.path(key)
-        # A login's second factor goes to the account's own phone, never one the caller chose.
-        pending = self.guard.prepare(e164, key, client_ip, now, account=purpose == "login", proof=proof)
-        chosen: dict[str, Verdict] = {}
-
-        def decide(docs: store.Docs) -> store.Plan[None]:
-            current = docs[code_path]
-            if current and current.get("resend_at", 0) > now:
-                return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
-            wait = self.phone_sends.retry_after(docs[phone_path], now)
-            if wait is not None:
-                return store.Plan(_limited(self.phone_sends.name, wait))
-            verdict = chosen["verdict"] = pending.decide(docs)
-            if verdict.error is not None:
-                return store.Plan(verdict.error)
-            previous = {k: v for k, v in current.items() if k != "previous"} | {"previous": None} if current else None
-            return store.Plan(
-                None,
-                {
-                    code_path: new_doc | {"previous": previous, "guard": verdict.ticket},
-                    phone_path: self.phone_sends.with_event(docs[phone_path], now),
-                    **verdict.writes,
-                },
-            )
-
+        attempt = SendAttempt(
+            scope=scope,
+            # A login's second factor goes to the account's own phone, never one the caller chose.
+            guard=self.guard.prepare(e164, key, client_ip, now, account=purpose == LOGIN, proof=proof),
+            now=now,
+            send_id=secrets.token_hex(8),
+            code_doc=self._new_code(scope, code, now, channel),
+        )
         try:
-            store.atomic_update([code_path, phone_path, *pending.paths], decide)
+            store.atomic_update(attempt.paths, lambda docs: self._decide_send(attempt, docs))
         except (RateLimited, ChallengeRequired) as exc:
             challenged = isinstance(exc, ChallengeRequired)
             log.event(
@@ -171,101 +217,175 @@ class OtpService:
                 action="challenge" if challenged else "refuse",
                 country=country,
                 purpose=purpose,
-                **pending.log_fields(chosen.get("verdict")),
+                **attempt.guard.log_fields(attempt.verdict.get("guard")),
             )
             raise
+        except store.OutcomeUnknown:
+            self._undo_send(attempt)  # the reservation may have landed, and no text went out
+            raise
         body = messages.code_message(code, locale, self.settings.code_ttl_seconds)
+        masked = log.mask_phone(e164)
         try:
             sender.send(e164, body, channel)
         except DeliveryError as exc:
-            self._undo_send(code_path, send_id, phone_path, chosen["verdict"].ticket, now)
+            refused = isinstance(exc, DeliveryRejected)
+            if refused:  # certainly not sent: as if this send never happened
+                self._undo_send(attempt)
+            what = "refused" if refused else "unconfirmed (the quota stays: it may have been sent)"
             log.event(
                 "otp_delivery_failed",
-                f"delivery failed: {exc}",
+                f"delivery {what}: {exc}",
                 severity=logging.ERROR,
                 channel=channel,
                 country=country,
-                phone=log.mask_phone(e164),
+                phone=masked,
             )
-            raise SmsDeliveryFailed() from None
+            if refused:
+                raise SmsDeliveryFailed() from None
+            # The text may have gone out (and been billed): the code, cooldown and quota stay.
+            raise SmsDeliveryUncertain(retry_after=self.settings.resend_cooldown_seconds or None) from None
         log.event(
             "otp_sent",
             "code sent",
             channel=channel,
             country=country,
             purpose=purpose,
-            phone=log.mask_phone(e164),
-            **pending.log_fields(chosen["verdict"]),
+            phone=masked,
+            **attempt.guard.log_fields(attempt.verdict.get("guard")),
         )
         return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
-    def _undo_send(self, code_path: str, send_id: str, phone_path: str, ticket: dict[str, Any] | None, now: float) -> None:
-        """Delivery failed: put back the previous code and give back the quota."""
+    def _new_code(self, scope: Scope, code: str, now: float, channel: str) -> dict[str, Any]:
+        return {
+            "code_hash": self._code_hash(scope.key, code),
+            "state": "active",
+            "attempts": 0,
+            "expires_at": timestamp(now + self.settings.code_ttl_seconds),
+            "resend_at": now + self.settings.resend_cooldown_seconds,
+            "channel": channel,
+            "purpose": scope.purpose,
+            "subject": scope.subject,
+            "previous": None,
+        }
+
+    def _decide_send(self, attempt: SendAttempt, docs: store.Docs) -> store.Plan[None]:
+        """Cooldown, then each cap in turn; the reservation is written in the same commit.
+
+        A new check reads its documents through `attempt.paths` and refuses with a
+        `RateLimited` plan; a new counter adds its write to the plan (and its refund to
+        `_undo_send`)."""
+        scope, now = attempt.scope, attempt.now
+        current = docs[scope.code_path]
+        if current and current.get("resend_at", 0) > now:
+            return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
+        wait = scope.sends.retry_after(docs[scope.send_path], now)
+        if wait is not None:
+            return store.Plan(_limited(scope.sends.name, wait))
+        verdict = attempt.verdict["guard"] = attempt.guard.decide(docs)
+        if verdict.error is not None:
+            return store.Plan(verdict.error)
+        previous = {k: v for k, v in current.items() if k != "previous"} | {"previous": None} if current else None
+        # The code document names its send and what the guard counted, so an undo finds exactly that.
+        code_doc = attempt.code_doc | {"send_id": attempt.send_id, "guard": verdict.ticket, "previous": previous}
+        return store.Plan(
+            None,
+            {
+                scope.code_path: code_doc,
+                scope.send_path: scope.sends.with_event(docs[scope.send_path], now),
+                **verdict.writes,
+            },
+        )
+
+    def _undo_send(self, attempt: SendAttempt) -> None:
+        """No text went out: put back the previous code and give back the quota.
+
+        Only if this send's reservation is there (its `send_id` on the code): after a lost
+        commit answer it may never have landed, and then there is nothing to give back."""
+        scope = attempt.scope
 
         def decide(docs: store.Docs) -> store.Plan[None]:
-            writes: dict[str, Any] = {}
-            current = docs[code_path]
-            if current and current.get("send_id") == send_id:
-                writes[code_path] = current.get("previous") or store.DELETE
-            writes[phone_path] = self.phone_sends.without_event(docs[phone_path], now, self._clock())
-            return store.Plan(None, writes | self.guard.undo(ticket))
+            current = docs[scope.code_path]
+            if not current or current.get("send_id") != attempt.send_id:
+                return store.Plan(None)
+            later = self._clock()
+            writes: dict[str, Any] = {
+                scope.code_path: current.get("previous") or store.DELETE,
+                scope.send_path: scope.sends.without_event(docs[scope.send_path], attempt.now, later),
+            }
+            return store.Plan(None, writes | self.guard.undo(current.get("guard")))
 
         try:
-            store.atomic_update([code_path, phone_path], decide)
+            store.atomic_update([scope.code_path, scope.send_path], decide)
         except Exception:
-            # The 502 still stands; the undelivered code is unknown to anyone.
-            logging.getLogger("otplogin").exception("could not undo a failed send")
+            # The error answer still stands; the undelivered code is unknown to anyone.
+            logging.getLogger("otplogin").exception("could not undo a send that sent nothing")
+
+    def _send_test_number(self, e164: str, code: str) -> Sent:
+        """Configured test numbers: fixed code, no SMS, no caps (like Firebase's). Phone purpose only."""
+        scope = self.phone_scope(self.phone_key(e164))
+        new_doc = self._new_code(scope, code, self._clock(), "sms") | {"send_id": secrets.token_hex(8)}
+        store.atomic_update([scope.code_path], lambda _docs: store.Plan(None, {scope.code_path: new_doc}))
+        log.event("otp_test_number", "code issued for a configured test number", phone=log.mask_phone(e164))
+        return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
     # -- verify -----------------------------------------------------------
-    def verify(self, raw_phone: str, code: str) -> Verified:
-        e164 = phone.normalize(raw_phone)
-        verified = self.verify_key(self.phone_key(e164), code, log.mask_phone(e164))
+    def verify(self, raw_phone: str, code: str, client_ip: str) -> Verified:
+        """The `{phone, code}` path: only a code sent to prove this phone counts, never a login code."""
+        fixed = self._test_number(raw_phone)
+        e164 = fixed[0] if fixed else phone.normalize(raw_phone)
+        verified = self._verify(self.phone_scope(self.phone_key(e164)), code, client_ip, log.mask_phone(e164))
         return dataclasses.replace(verified, phone=e164)
 
-    def verify_key(
-        self, key: str, code: str, phone_for_logs: str = "(second factor)", *, login_subject: str | None = None
-    ) -> Verified:
-        """Verify a code for the phone whose HMAC is `key` (the second factor knows only the key).
+    def verify_second_factor(self, phone_key: str, subject: str, code: str, client_ip: str) -> Verified:
+        """A login's second factor: only a code sent for this user's login to this phone counts."""
+        return self._verify(self.login_scope(phone_key, subject), code, client_ip, "(second factor)")
 
-        With `login_subject`, only a second-factor code sent for that user counts."""
+    def _verify(self, scope: Scope, code: str, client_ip: str, phone_for_logs: str) -> Verified:
         n = self.settings.code_length
         if not (isinstance(code, str) and len(code) == n and code.isascii() and code.isdigit()):
             raise InvalidRequest(f"code must be {n} digits.", field="code")
         now = self._clock()
-        code_path = f"{CODES}/{key}"
-        failures_path = self.phone_failures.path(key)
+        code_path, failures_path = scope.code_path, scope.failures_path
+        ip_path = self.ip_failures.path(self.client_key(client_ip))
         max_attempts = self.settings.max_attempts_per_code
 
         def decide(docs: store.Docs) -> store.Plan[Verified]:
             doc = docs[code_path]
             if not doc or doc.get("state") != "active" or now >= doc["expires_at"].timestamp():
                 return store.Plan(CodeExpired())
-            if login_subject is not None and (doc.get("purpose"), doc.get("subject")) != ("login", login_subject):
-                return store.Plan(CodeExpired())
+            if (doc.get("purpose", PHONE), doc.get("subject")) != (scope.purpose, scope.subject):
+                return store.Plan(CodeExpired())  # a code of another purpose: as if there were none
             expires_in = math.ceil(doc["expires_at"].timestamp() - now)
             if doc.get("attempts", 0) >= max_attempts:
                 return store.Plan(TooManyAttempts(retry_after=expires_in))
-            wait = self.phone_failures.retry_after(docs[failures_path], now)
-            if wait is not None:
-                return store.Plan(TooManyAttempts(retry_after=wait))
-            if hmac.compare_digest(doc["code_hash"], self._code_hash(key, code)):
+            # The phone's (or login's) hourly budget, and the client's across every phone it tries.
+            for window, path in ((scope.failures, failures_path), (self.ip_failures, ip_path)):
+                wait = window.retry_after(docs[path], now)
+                if wait is not None:
+                    return store.Plan(TooManyAttempts(retry_after=wait))
+            if hmac.compare_digest(doc["code_hash"], self._code_hash(scope.key, code)):
                 # Only the fields that change: the guarded update leaves the rest as read (a smaller commit).
                 used = {"state": "used", "code_hash": "", "previous": None}
-                verified = Verified(None, doc.get("purpose", "phone"), doc.get("subject"))
-                # The guard's credit: the phone becomes known, its range and client earn sends.
-                return store.Plan(verified, {code_path: used, **self.guard.verified(doc.get("guard"), key, now)})
+                # The guard's credit: the phone becomes known, its range, country and client earn sends.
+                credit = self.guard.verified(doc.get("guard"), now)
+                return store.Plan(Verified(None, scope.purpose, scope.subject), {code_path: used, **credit})
             attempts = doc.get("attempts", 0) + 1
-            failures = self.phone_failures.with_event(docs[failures_path], now)
-            remaining = min(max_attempts - attempts, self.phone_failures.limit - len(failures["events"]))
+            failures = scope.failures.with_event(docs[failures_path], now)
+            client_failures = self.ip_failures.with_event(docs[ip_path], now)
+            remaining = min(
+                max_attempts - attempts,
+                scope.failures.remaining(failures, now),
+                self.ip_failures.remaining(client_failures, now),
+            )
             return store.Plan(
-                InvalidCode(attempts_remaining=max(0, remaining)),
-                {code_path: {"attempts": attempts, "previous": None}, failures_path: failures},
+                InvalidCode(attempts_remaining=remaining),
+                {code_path: {"attempts": attempts, "previous": None}, failures_path: failures, ip_path: client_failures},
             )
 
         try:
-            result = store.atomic_update([code_path, failures_path], decide)
+            result = store.atomic_update([code_path, failures_path, ip_path], decide)
         except (InvalidCode, TooManyAttempts, CodeExpired) as exc:
-            log.event("otp_rejected", "code rejected", reason=exc.code, phone=phone_for_logs)
+            log.event("otp_rejected", "code rejected", reason=exc.code, purpose=scope.purpose, phone=phone_for_logs)
             raise
         log.event("otp_verified", "code verified", purpose=result.purpose, phone=phone_for_logs)
         return result

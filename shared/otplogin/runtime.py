@@ -60,6 +60,46 @@ def reset() -> None:
 _secret_store: SecretStore | None = None
 
 
+# Each secret is parsed when it is fetched (requests and health alike): a value that does not
+# parse is "malformed", never served, and never replaces the last good value in the cache.
+def _check_pepper(text: str) -> None:
+    if len(text) < 32:
+        raise ValueError("shorter than 32 characters (expected >= 32 random bytes, URL-safe base64)")
+
+
+def _check_signing_keys(text: str) -> None:
+    from otplogin.tokens import SigningKeyError, TokenSigner
+
+    try:
+        TokenSigner.from_secret(text, issuer="-", audience="-")
+    except SigningKeyError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_keyring(text: str) -> None:
+    from otplogin.keyring import Keyring, KeyringError
+
+    try:
+        Keyring.from_secret(text)
+    except KeyringError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_account_sid(text: str) -> None:
+    from otplogin.sms.twilio import ACCOUNT_SID_PATTERN
+
+    if not ACCOUNT_SID_PATTERN.match(text.strip()):
+        raise ValueError("not an account SID (AC followed by 32 hex digits)")
+
+
+SECRET_FORMATS: dict[str, Callable[[str], None]] = {
+    OTP_PEPPER: _check_pepper,
+    JWT_SIGNING_KEYS: _check_signing_keys,
+    PII_KEYRING: _check_keyring,
+    TWILIO_SECRETS[0]: _check_account_sid,
+}
+
+
 def secret_store() -> SecretStore:
     global _secret_store
     if _secret_store is None:
@@ -67,7 +107,10 @@ def secret_store() -> SecretStore:
 
         cfg = settings()
         _secret_store = SecretStore(
-            cfg.project, refresh_seconds=cfg.secrets_refresh_seconds, emulator_host=cfg.secret_manager_emulator
+            cfg.project,
+            refresh_seconds=cfg.secrets_refresh_seconds,
+            emulator_host=cfg.secret_manager_emulator,
+            validators=SECRET_FORMATS,
         )
     return _secret_store
 
@@ -93,19 +136,25 @@ def otp_service() -> OtpService:
 
 
 def _signer(name: str, audience: str, ttl_seconds: int) -> TokenSigner:
-    from otplogin.tokens import TokenSigner
+    from otplogin.tokens import SigningKeyError, TokenSigner
 
     cfg = settings()
     text = secret(JWT_SIGNING_KEYS)
-    return _memo(
-        name,
-        text,
-        lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
-    )
+    try:
+        return _memo(
+            name,
+            text,
+            lambda: TokenSigner.from_secret(text, issuer=cfg.jwt_issuer, audience=audience, ttl_seconds=ttl_seconds),
+        )
+    except SigningKeyError as exc:  # the store already parses it; this only guards a key error from becoming a 500
+        raise SecretUnavailable(JWT_SIGNING_KEYS, f"malformed: {exc}") from None
 
 
 def token_signer() -> TokenSigner:
-    """Signs access tokens (verify_otp and login)."""
+    """Signs access tokens (verify_otp and login).
+
+    Handlers build it before consuming a code or sending a text, so a key problem answers
+    503 `unavailable` while the code is still usable."""
     cfg = settings()
     return _signer("signer", cfg.jwt_audience, cfg.jwt_ttl_seconds)
 

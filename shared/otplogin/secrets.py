@@ -6,11 +6,19 @@ raises `SecretUnavailable(secret_id, reason)`, where the reason is a short
 phrase ("not found", "permission denied", "disabled", "unreachable", "empty",
 ...) and never contains the value.
 
+Parsing: `validators` maps a secret id to a function that raises `ValueError`
+(with a message that never quotes the value) when the value is not usable. A
+value that does not parse is treated like a failed fetch (reason
+"malformed: ..."), so it never replaces a good cached value and never reaches
+the code that would turn it into a 500.
+
 Caching: each value is fetched once per `SecretStore` and refetched after
-`refresh_seconds`. A refresh that fails keeps serving the cached value (and
-logs a WARNING), retrying at most every `failure_retry_seconds`. Concurrent
-callers share one fetch per secret (single flight): while a refresh is in
-flight, other threads get the cached value without waiting.
+`refresh_seconds`. A refresh that fails for any reason (unreachable, a new
+version that does not parse, a client bug) keeps serving the cached value (and
+logs a WARNING), retrying at most every `failure_retry_seconds`; `check`
+still reports it, since a new instance would have no cached value to serve.
+Concurrent callers share one fetch per secret (single flight): while a
+refresh is in flight, other threads get the cached value without waiting.
 
 The client is created lazily, on the first fetch. With
 `SECRET_MANAGER_EMULATOR_HOST=host:port` it talks plain gRPC to that server
@@ -24,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +134,7 @@ class _Entry:
     value: str | None = None
     next_fetch: float = 0.0
     flight: _Flight | None = None
+    refresh_error: str | None = None  # why the last refresh failed while `value` was served
 
 
 class SecretStore:
@@ -141,6 +150,7 @@ class SecretStore:
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 5.0,
         emulator_host: str | None = None,
+        validators: Mapping[str, Callable[[str], object]] | None = None,
     ) -> None:
         if not project:
             raise ValueError("project is required")
@@ -154,6 +164,7 @@ class SecretStore:
         self._lock = threading.Lock()  # guards _entries; never held during network calls
         self._client_lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._validators = dict(validators or {})
 
     def get(self, secret_id: str) -> str:
         """The secret's value (cached); raises `SecretUnavailable` if it has none to serve."""
@@ -178,13 +189,21 @@ class SecretStore:
         return self._lead_fetch(secret_id, entry, flight)
 
     def check(self, secret_ids: Iterable[str]) -> dict[str, str]:
-        """For health checks: {secret_id: "ok" | reason}. Never returns a value."""
+        """For health checks: {secret_id: "ok" | reason}. Never returns a value.
+
+        A secret whose latest version does not parse is not "ok" even while its
+        previous value is served: an instance starting now would have none."""
         result = {}
         for secret_id in secret_ids:
             try:
                 self.get(secret_id)
             except SecretUnavailable as exc:
                 result[secret_id] = exc.reason
+                continue
+            with self._lock:
+                stale = self._entries[secret_id].refresh_error
+            if stale and stale.startswith("malformed"):
+                result[secret_id] = f"{stale} (serving the previous value)"
             else:
                 result[secret_id] = "ok"
         return result
@@ -194,6 +213,8 @@ class SecretStore:
             value, reason = self._fetch(secret_id), None
         except SecretUnavailable as exc:
             value, reason = None, exc.reason
+        except Exception as exc:  # a client bug: still a 503 naming the secret, and the cached value holds
+            value, reason = None, f"client error ({type(exc).__name__})"
         except BaseException:
             value, reason = None, "client error"
             raise
@@ -202,9 +223,9 @@ class SecretStore:
                 entry.flight = None
                 now = self._clock()
                 if value is not None:
-                    entry.value, entry.next_fetch = value, now + self._refresh
+                    entry.value, entry.next_fetch, entry.refresh_error = value, now + self._refresh, None
                 elif entry.value is not None:
-                    entry.next_fetch = now + self._failure_retry
+                    entry.next_fetch, entry.refresh_error = now + self._failure_retry, reason
                     log.warning(
                         "secret %r refresh failed (%s); serving the cached value, next try in %.0f s",
                         secret_id, reason, self._failure_retry,
@@ -252,6 +273,14 @@ class SecretStore:
             raise SecretUnavailable(secret_id, "not UTF-8 text") from None
         if not value.strip():
             raise SecretUnavailable(secret_id, "empty")
+        validate = self._validators.get(secret_id)
+        if validate is not None:
+            try:
+                validate(value)
+            except ValueError as exc:  # validators' messages name positions and kids, never the value
+                raise SecretUnavailable(secret_id, f"malformed: {exc}") from None
+            except Exception as exc:
+                raise SecretUnavailable(secret_id, f"malformed ({type(exc).__name__})") from None
         return value
 
 

@@ -50,7 +50,7 @@ def second_factor_response(step: SecondFactorSent) -> dict[str, Any]:
     }
 
 
-def complete_second_factor(mfa_token: str, code: str) -> dict[str, Any]:
+def complete_second_factor(mfa_token: str, code: str, client_ip: str) -> dict[str, Any]:
     """verify_otp's answer for a login's second factor: the user's token, with `amr` pwd + otp."""
     import jwt
 
@@ -60,7 +60,7 @@ def complete_second_factor(mfa_token: str, code: str) -> dict[str, Any]:
         raise CodeExpired() from None
     except jwt.InvalidTokenError:
         raise InvalidRequest("mfa_token is not valid.", field="mfa_token") from None
-    runtime.otp_service().verify_key(claims["pk"], code, login_subject=claims["user"])
+    runtime.otp_service().verify_second_factor(claims["pk"], claims["user"], code, client_ip)
     user = users.get_by_code(claims["user"])
     if user is None:
         raise CodeExpired()

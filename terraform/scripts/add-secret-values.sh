@@ -26,12 +26,22 @@
 # earlier ciphertext or token unreadable. Rotate them with the operator CLI
 # (otplogin-admin), which adds a key in front of the existing ones.
 #
+# Keys are generated with the Python `cryptography` package (the library the
+# functions use), not with openssl: Ed25519 support differs between OpenSSL and
+# LibreSSL builds (macOS ships LibreSSL), and a generator that fails must never
+# store a half-made value. A value is generated in full first, then stored.
+#
 # Needs: gcloud (authenticated, with roles/secretmanager.secretVersionAdder or
-# more on the project), openssl, python3 (standard library only).
+# more on the project), and a Python with `cryptography`: $PYTHON, else the
+# repository's .venv (`make install`), else python3.
 set -euo pipefail
 
 SECRETS=(otp-pepper jwt-signing-keys pii-keyring twilio-account-sid twilio-auth-token twilio-sender admin-password)
 GCLOUD="${GCLOUD:-gcloud}"
+REPO_VENV_PYTHON="$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin/python"
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x "$REPO_VENV_PYTHON" ]; then PYTHON="$REPO_VENV_PYTHON"; else PYTHON=python3; fi
+fi
 project=""
 only=""
 force=0
@@ -83,19 +93,41 @@ read_value() {  # $1 prompt, $2 hidden (1/0); prints the value
   printf '%s' "$value"
 }
 
+need_cryptography() {
+  "$PYTHON" -c 'import cryptography' 2>/dev/null \
+    || die "generating keys needs a Python with the cryptography package ($PYTHON has none): run \`make install\` (the repository's .venv), or set PYTHON=/path/to/python with \`pip install cryptography\`"
+}
+
+# Each generator prints the whole value on stdout (never on the command line).
 gen_pepper() {
-  python3 -c 'import secrets, sys; sys.stdout.write(secrets.token_urlsafe(32))'
+  "$PYTHON" -c 'import secrets, sys; sys.stdout.write(secrets.token_urlsafe(32))'
 }
 
-gen_jwt_keys() {
-  local pem kid
-  pem="$(openssl genpkey -algorithm ed25519)"
-  kid="ed25519-$(date -u +%Y%m%d)-$(openssl rand -hex 4)"
-  PEM="$pem" KID="$kid" python3 -c 'import json, os, sys; sys.stdout.write(json.dumps({"keys": [{"kid": os.environ["KID"], "private_key_pem": os.environ["PEM"] + "\n"}]}))'
+gen_jwt_keys() {  # one Ed25519 key, PKCS8 PEM, kid ed25519-<UTC date>-<8 hex>
+  "$PYTHON" - <<'PY'
+import json, secrets, sys, time
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+pem = Ed25519PrivateKey.generate().private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode("ascii")
+kid = f"ed25519-{time.strftime('%Y%m%d', time.gmtime())}-{secrets.token_hex(4)}"
+sys.stdout.write(json.dumps({"keys": [{"kid": kid, "private_key_pem": pem}]}))
+PY
 }
 
-gen_pii_keyring() {
-  python3 -c 'import base64, json, os, sys; sys.stdout.write(json.dumps({"keys": [base64.urlsafe_b64encode(os.urandom(32)).decode()]}))'
+gen_pii_keyring() {  # one Fernet key
+  "$PYTHON" -c 'import json, sys; from cryptography.fernet import Fernet; sys.stdout.write(json.dumps({"keys": [Fernet.generate_key().decode("ascii")]}))'
+}
+
+# Generate in full, then store: a generator that fails stores nothing.
+add_generated() {  # $1 secret, $2 generator
+  local value
+  need_cryptography
+  value="$("$2")" || die "could not generate a value for $1: nothing was stored"
+  [ -n "$value" ] || die "the generator for $1 produced nothing: nothing was stored"
+  printf '%s' "$value" | add_version "$1"
 }
 
 fill() {
@@ -112,9 +144,9 @@ fill() {
     fi
   fi
   case "$secret" in
-    otp-pepper) gen_pepper | add_version "$secret" ;;
-    jwt-signing-keys) gen_jwt_keys | add_version "$secret" ;;
-    pii-keyring) gen_pii_keyring | add_version "$secret" ;;
+    otp-pepper) add_generated "$secret" gen_pepper ;;
+    jwt-signing-keys) add_generated "$secret" gen_jwt_keys ;;
+    pii-keyring) add_generated "$secret" gen_pii_keyring ;;
     twilio-account-sid)
       value="$(read_value "Twilio account SID" 0)"
       [[ "$value" =~ ^AC[0-9a-fA-F]{32}$ ]] || die "a Twilio account SID is AC followed by 32 hex characters"

@@ -9,7 +9,8 @@ land in test-artifacts/browser/ (gitignored; CI keeps them as artifacts).
 
 Needs `node`, Chromium (`apt-get install chromium`; CHROMIUM_PATH) and
 playwright-core (`npm ci`; PLAYWRIGHT_CORE_PATH). Without them the tests fail
-under CI (CI=true) and are skipped elsewhere, saying what to install.
+wherever REQUIRE_BROWSER=1 (.ci/run sets it) or CI is set, and are skipped elsewhere,
+saying what to install.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def browser_tools() -> dict[str, str]:
         missing.append("playwright-core (`npm ci`, or set PLAYWRIGHT_CORE_PATH)")
     if missing:
         message = "browser tests need " + "; ".join(missing)
-        if os.environ.get("CI"):
+        if os.environ.get("REQUIRE_BROWSER") == "1" or os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
     return {"node": str(node), "PLAYWRIGHT_CORE_PATH": str(playwright), "CHROMIUM_PATH": CHROMIUM}

@@ -85,8 +85,8 @@ def _dump_firestore() -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("mode", ["500", "429", "timeout"])
-def test_twilio_failure_is_502_with_no_code_and_no_cooldown(stack, processes, mode):
+@pytest.mark.parametrize("mode", ["429", "invalid_to"])
+def test_twilio_refusal_is_502_with_no_code_and_no_cooldown(stack, processes, mode):
     with FaultyTwilio(mode, delay=15) as twilio:
         send = processes("send_otp", stack | {"SMS_PROVIDER": "twilio", "TWILIO_API_BASE": twilio.base_url})
         verify = processes("verify_otp", stack)
@@ -94,10 +94,25 @@ def test_twilio_failure_is_502_with_no_code_and_no_cooldown(stack, processes, mo
             started = time.monotonic()
             r = post(send, {"phone": PHONE})
             assert r.status_code == 502 and r.json()["error"]["code"] == "sms_delivery_failed"
+            assert "Retry-After" not in r.headers
             assert time.monotonic() - started < 10
         assert store.client().collection("otp_codes").get() == []
         r = post(verify, {"phone": PHONE, "code": "123456"})
         assert r.json()["error"]["code"] == "code_expired"
+
+
+@pytest.mark.parametrize("mode", ["500", "timeout"])
+def test_unconfirmed_twilio_send_is_502_and_keeps_its_cooldown(stack, processes, mode):
+    # A 5xx or a timeout may follow a delivered (and billed) text: no second text inside the cooldown.
+    with FaultyTwilio(mode, delay=15) as twilio:
+        send = processes("send_otp", stack | {"SMS_PROVIDER": "twilio", "TWILIO_API_BASE": twilio.base_url})
+        started = time.monotonic()
+        r = post(send, {"phone": PHONE})
+        assert r.status_code == 502 and r.json()["error"]["code"] == "sms_delivery_failed"
+        assert int(r.headers["Retry-After"]) == 60 and time.monotonic() - started < 10
+        r = post(send, {"phone": PHONE})
+        assert r.status_code == 429 and r.json()["error"]["limit"] == "resend_cooldown"
+        assert twilio.hits == 1
 
 
 def test_missing_secret_is_a_clear_503_and_health_names_it(stack, processes):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+from google.api_core import exceptions as gexc
 
-from otplogin import store
-from tests.support.apps import outbox_codes
+from otplogin import passwords, runtime, store, users
+from tests.support.apps import app_client, outbox_codes
 
 PHONE = "+243812345678"
 
@@ -145,3 +147,224 @@ def test_per_ip_cap_counts_the_real_client_not_the_caller_written_entries(stack,
     assert statuses == [202] * per_ip + [429, 429]
     other = send.post("/", json={"phone": "+243812349999"}, headers={"X-Forwarded-For": "192.0.2.10, 203.0.113.77"})
     assert other.status_code == 202  # another real client is untouched
+
+
+# --- purposes: a phone proof and a user's login never share a code or a budget --------------
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def login(stack):
+    return app_client("login")
+
+
+@pytest.fixture
+def mfa_user(stack):
+    return users.create(
+        code="MAN0001RAB", email="ana@example.com", password_hash=passwords.hash_password(PASSWORD), role="user",
+        keyring=runtime.pii_keyring(), pii={"phone": PHONE, "address": None, "whatsapp": None}, mfa_enabled=True,
+    )
+
+
+def sign_in(login) -> dict:
+    r = login.post("/", json={"email": "ana@example.com", "password": PASSWORD})
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert r.get_json()["mfa_required"] is True
+    return r.get_json()
+
+
+def test_anonymous_send_just_before_a_login_does_not_refuse_its_second_factor(send, login, verify, mfa_user):
+    assert send.post("/", json={"phone": PHONE}).status_code == 202  # anyone who knows the number
+    step = sign_in(login)  # not 429: the login code has its own cooldown and caps
+    code = outbox_codes(store.client(), PHONE)[-1]
+    assert verify.post("/", json={"mfa_token": step["mfa_token"], "code": code}).status_code == 200
+
+
+def test_anonymous_send_just_after_a_login_does_not_void_its_code(send, login, verify, mfa_user, monkeypatch):
+    monkeypatch.setenv("OTP_RESEND_COOLDOWN_SECONDS", "0")  # the phone path's own cooldown is not what is tested
+    runtime.reset()
+    step = sign_in(login)
+    login_code = outbox_codes(store.client(), PHONE)[-1]
+    assert send.post("/", json={"phone": PHONE}).status_code == 202
+    assert verify.post("/", json={"mfa_token": step["mfa_token"], "code": login_code}).status_code == 200
+
+
+def test_a_login_code_is_not_accepted_on_the_phone_path(login, verify, mfa_user):
+    step = sign_in(login)
+    code = outbox_codes(store.client(), PHONE)[-1]
+    assert_error(verify.post("/", json={"phone": PHONE, "code": code}), 401, "code_expired")
+    # Neither burned nor counted: the login still completes with it.
+    assert verify.post("/", json={"mfa_token": step["mfa_token"], "code": code}).status_code == 200
+
+
+def test_wrong_guesses_on_the_phone_path_do_not_spend_the_login_budget(send, login, verify, mfa_user, monkeypatch):
+    monkeypatch.setenv("OTP_RESEND_COOLDOWN_SECONDS", "0")
+    runtime.reset()
+    step = sign_in(login)
+    login_code = outbox_codes(store.client(), PHONE)[-1]
+    for _ in range(2):  # two phone codes, five wrong guesses each: the phone's hourly failure window is full
+        assert send.post("/", json={"phone": PHONE}).status_code == 202
+        wrong = f"{(int(outbox_codes(store.client(), PHONE)[-1]) + 1) % 1_000_000:06d}"
+        for _ in range(5):
+            verify.post("/", json={"phone": PHONE, "code": wrong}, headers={"X-Forwarded-For": "198.51.100.9"})
+    assert_error(verify.post("/", json={"phone": PHONE, "code": wrong}), 429, "too_many_attempts")
+    assert verify.post("/", json={"mfa_token": step["mfa_token"], "code": login_code}).status_code == 200
+
+
+def test_one_client_probing_many_phones_is_capped(send, verify, monkeypatch):
+    monkeypatch.setenv("OTP_FAILURES_PER_IP_PER_HOUR", "3")
+    runtime.reset()
+    phones = [f"+24381234{i:04d}" for i in range(4)]
+    codes = {}
+    for p in phones:
+        assert send.post("/", json={"phone": p}).status_code == 202
+        codes[p] = outbox_codes(store.client(), p)[-1]
+    prober = {"X-Forwarded-For": "198.51.100.7"}
+    for p in phones[:3]:  # one wrong guess per phone: each phone's own budget is nearly untouched
+        wrong = f"{(int(codes[p]) + 1) % 1_000_000:06d}"
+        assert_error(verify.post("/", json={"phone": p, "code": wrong}, headers=prober), 401, "invalid_code")
+    r = verify.post("/", json={"phone": phones[3], "code": codes[phones[3]]}, headers=prober)
+    error = assert_error(r, 429, "too_many_attempts")
+    assert error["retry_after"] == int(r.headers["Retry-After"]) >= 1
+    # Another client is not affected, and the refused guess cost the phone nothing.
+    other = {"X-Forwarded-For": "203.0.113.20"}
+    assert verify.post("/", json={"phone": phones[3], "code": codes[phones[3]]}, headers=other).status_code == 200
+
+
+# --- keys: the signer is built before a code is consumed or a text is sent ------------------
+
+MALFORMED_KEYS = json.dumps({"keys": [{"kid": "k1", "private_key_pem": "-----BEGIN PRIVATE KEY-----\nbroken"}]})
+
+
+@pytest.fixture
+def signing_keys(stack, secret_manager):
+    """The good `jwt-signing-keys` value; whatever a test adds, the good one is the latest again afterwards."""
+    name = secret_manager.secret_name("jwt-signing-keys") + "/versions/latest"
+    good = secret_manager.client.access_secret_version(name=name).payload.data.decode()
+    yield good
+    secret_manager.add("jwt-signing-keys", good)
+    runtime.reset()
+
+
+def test_malformed_signing_key_answers_503_and_the_code_survives(send, verify, signing_keys, secret_manager):
+    secret_manager.add("jwt-signing-keys", MALFORMED_KEYS)
+    runtime.reset()
+    assert send.post("/", json={"phone": PHONE}).status_code == 202
+    body = {"phone": PHONE, "code": outbox_codes(store.client(), PHONE)[-1]}
+    r = verify.post("/", json=body)
+    assert_error(r, 503, "unavailable")
+    assert "k1" not in r.get_data(as_text=True) and "BEGIN" not in r.get_data(as_text=True)
+    health = verify.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["checks"]["secrets"]["jwt-signing-keys"].startswith("malformed")
+    assert "BEGIN" not in health.get_data(as_text=True)
+    secret_manager.add("jwt-signing-keys", signing_keys)  # the operator fixes the key
+    assert verify.post("/", json=body).status_code == 200  # the code was never consumed
+    assert verify.get("/healthz").status_code == 200
+
+
+def test_malformed_signing_key_refuses_a_login_before_its_text(login, mfa_user, signing_keys, secret_manager):
+    secret_manager.add("jwt-signing-keys", MALFORMED_KEYS)
+    runtime.reset()
+    r = login.post("/", json={"email": "ana@example.com", "password": PASSWORD})
+    assert_error(r, 503, "unavailable")
+    assert outbox_codes(store.client(), PHONE) == []  # no text, no cooldown taken
+    secret_manager.add("jwt-signing-keys", signing_keys)
+    sign_in(login)
+
+
+def test_a_new_malformed_key_version_does_not_replace_the_last_good_one(send, verify, signing_keys, secret_manager,
+                                                                        monkeypatch):
+    monkeypatch.setenv("SECRETS_REFRESH_SECONDS", "1")
+    runtime.reset()
+    first, second = "+243812345678", "+243812345679"
+    for p in (first, second):
+        assert send.post("/", json={"phone": p}).status_code == 202
+    assert verify.post("/", json={"phone": first, "code": outbox_codes(store.client(), first)[-1]}).status_code == 200
+    secret_manager.add("jwt-signing-keys", MALFORMED_KEYS)
+    time.sleep(1.1)  # past the refresh interval: the next read fetches the malformed version
+    r = verify.post("/", json={"phone": second, "code": outbox_codes(store.client(), second)[-1]})
+    assert r.status_code == 200, r.get_data(as_text=True)  # signed with the cached good key
+    health = verify.get("/healthz")  # but the operator is told: new instances could not start
+    assert health.status_code == 503
+    assert health.get_json()["checks"]["secrets"]["jwt-signing-keys"].startswith("malformed")
+
+
+# --- lost commit answers: the write may have landed ------------------------------------------
+
+
+def send_code(send, phone: str = PHONE) -> str:
+    assert send.post("/", json={"phone": phone}).status_code == 202
+    return outbox_codes(store.client(), phone)[-1]
+
+
+def code_doc(phone: str = PHONE) -> dict:
+    return store.client().document(f"otp_codes/{runtime.otp_service().phone_key(phone)}").get().to_dict()
+
+
+def send_events(phone: str = PHONE) -> list:
+    key = runtime.otp_service().phone_key(phone)
+    return store.client().document(f"otp_counters/send_phone:{key}").get().to_dict()["events"]
+
+
+def test_verify_whose_commit_answer_is_lost_gives_the_planned_token(send, verify, faulty_firestore):
+    body = {"phone": PHONE, "code": send_code(send)}
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("answer lost"), landed=True)
+    r = verify.post("/", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert faulty_firestore.pending == 0
+    assert_error(verify.post("/", json=body), 401, "code_expired")  # still single use
+
+
+def test_wrong_guess_whose_commit_answer_is_lost_counts_once(send, verify, faulty_firestore):
+    code = send_code(send)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    faulty_firestore.fail("commit", gexc.ServiceUnavailable("answer lost"), landed=True)
+    error = assert_error(verify.post("/", json={"phone": PHONE, "code": wrong}), 401, "invalid_code")
+    assert error["attempts_remaining"] == 4 and code_doc()["attempts"] == 1
+
+
+def test_send_whose_commit_answer_is_lost_sends_once(send, faulty_firestore):
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("answer lost"), landed=True)
+    assert send.post("/", json={"phone": PHONE}).status_code == 202
+    assert len(outbox_codes(store.client(), PHONE)) == 1 and len(send_events()) == 1
+
+
+def test_commit_that_did_not_land_is_decided_again(send, verify, faulty_firestore):
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("not applied"))
+    code = send_code(send)
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("not applied"))
+    assert verify.post("/", json={"phone": PHONE, "code": code}).status_code == 200
+
+
+def test_send_whose_outcome_stays_unknown_answers_503_and_gives_the_quota_back(send, faulty_firestore):
+    # The reservation lands, its answer is lost, and the read that would tell fails too.
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("answer lost"), landed=True)
+    faulty_firestore.fail("get_all", gexc.ServiceUnavailable("down"), after=1)
+    r = send.post("/", json={"phone": PHONE})
+    assert_error(r, 503, "unavailable")
+    assert int(r.headers["Retry-After"]) >= 1
+    assert outbox_codes(store.client(), PHONE) == []
+    # No text went out, so no cooldown and no quota were kept.
+    assert send.post("/", json={"phone": PHONE}).status_code == 202
+    assert len(send_events()) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [gexc.ResourceExhausted("quota"), gexc.PermissionDenied("denied"), gexc.Cancelled("cancelled"),
+     gexc.DeadlineExceeded("slow"), gexc.Aborted("contention")],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("call", ["commit", "get_all"])
+def test_firestore_errors_answer_503_with_retry_after(send, verify, faulty_firestore, error, call):
+    code = send_code(send)
+    faulty_firestore.fail(call, error, times=20)  # every retry fails the same way
+    r = verify.post("/", json={"phone": PHONE, "code": code})
+    assert_error(r, 503, "unavailable")
+    assert 1 <= int(r.headers["Retry-After"]) <= 30
+    faulty_firestore.fail(call, error, times=20)
+    r = send.post("/", json={"phone": "+212612345678"})
+    assert_error(r, 503, "unavailable")
+    assert 1 <= int(r.headers["Retry-After"]) <= 30

@@ -423,7 +423,7 @@ def captured(firestore_emulator, secret_manager, tmp_path_factory) -> list[dict]
     procs: dict[str, tuple[FunctionProcess, str]] = {}
     with (
         pytest.MonkeyPatch.context() as mp,
-        FaultyTwilio("500") as faulty,
+        FaultyTwilio("429") as faulty,  # a definite refusal: the quota is given back
         FailingFirestore() as failing_firestore,
         LocalSecretManager(PROJECT) as other_sm,
     ):
@@ -484,7 +484,7 @@ def run_flows(p: dict, other_sm, jwt_keys: str, outbox_codes, store, generate_ke
     if time.time() % 3600 > 3590:  # the hourly send cap below must not roll over mid-flow
         time.sleep(3600 - time.time() % 3600 + 1)
 
-    # SMS provider failing: 502, otp_delivery_failed (the quota is given back).
+    # SMS provider refusing: 502, otp_delivery_failed (the quota is given back).
     assert post(send_twilio, {"phone": PHONE_FAIL}).status_code == 502
     # Sends, and the resend cooldown.
     assert post(send, {"phone": PHONE_CD, "locale": "fr"}).status_code == 202

@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from google.api_core import exceptions as gexc
 
 from otplogin import runtime, store
 from otplogin.config import Settings
@@ -18,10 +19,12 @@ from otplogin.errors import (
     RateLimited,
     SmsDeliveryFailed,
     TooManyAttempts,
+    Unavailable,
 )
 from otplogin.otp import OtpService
 
 PHONE = "+243812345678"
+IP = "203.0.113.5"
 
 
 def make_service(clock, outbox, **overrides) -> OtpService:
@@ -38,17 +41,17 @@ def test_send_then_verify_issues_once(service, outbox):
     sent = service.send(PHONE, "sms", "fr", "203.0.113.5")
     assert (sent.expires_in, sent.resend_after) == (300, 60)
     assert outbox.messages[0][0] == PHONE and "Votre code" in outbox.messages[0][1]
-    verified = service.verify(PHONE, outbox.last_code())
+    verified = service.verify(PHONE, outbox.last_code(), IP)
     assert verified.phone == PHONE
     with pytest.raises(CodeExpired):  # single use
-        service.verify(PHONE, outbox.last_code())
+        service.verify(PHONE, outbox.last_code(), IP)
 
 
 def test_code_expires_in_code_not_by_ttl(service, outbox, clock):
     service.send(PHONE, "sms", "en", "203.0.113.5")
     clock.now += 300
     with pytest.raises(CodeExpired):
-        service.verify(PHONE, outbox.last_code())
+        service.verify(PHONE, outbox.last_code(), IP)
 
 
 def test_wrong_code_counts_attempts_until_budget(service, outbox):
@@ -58,11 +61,11 @@ def test_wrong_code_counts_attempts_until_budget(service, outbox):
     remaining = []
     for _ in range(5):
         with pytest.raises(InvalidCode) as err:
-            service.verify(PHONE, wrong)
+            service.verify(PHONE, wrong, IP)
         remaining.append(err.value.data["attempts_remaining"])
     assert remaining == [4, 3, 2, 1, 0]
     with pytest.raises(TooManyAttempts):
-        service.verify(PHONE, right)  # the budget is spent even for the right code
+        service.verify(PHONE, right, IP)  # the budget is spent even for the right code
 
 
 def test_resend_does_not_reset_the_hourly_failure_budget(service, outbox, clock):
@@ -72,7 +75,7 @@ def test_resend_does_not_reset_the_hourly_failure_budget(service, outbox, clock)
         wrong = f"{(int(outbox.last_code()) + 1) % 1_000_000:06d}"
         for _ in range(5):
             try:
-                service.verify(PHONE, wrong)
+                service.verify(PHONE, wrong, IP)
             except InvalidCode:
                 guesses += 1
             except TooManyAttempts:
@@ -81,15 +84,16 @@ def test_resend_does_not_reset_the_hourly_failure_budget(service, outbox, clock)
     assert guesses == 10  # failures_per_phone_per_hour, however many codes were sent
 
 
-def test_newer_code_replaces_older(service, outbox, clock):
+def test_newer_code_replaces_older(stack, outbox, clock):
+    codes = iter(["111111", "222222"])  # two distinct codes: the old one must be refused, always
+    service = OtpService(Settings.from_env(), pepper=lambda: runtime.secret("otp-pepper"), sender=lambda: outbox,
+                         clock=clock, make_code=lambda _length: next(codes))
     service.send(PHONE, "sms", "en", "203.0.113.5")
-    first = outbox.last_code()
     clock.now += 61
     service.send(PHONE, "sms", "en", "203.0.113.5")
-    if first != outbox.last_code():
-        with pytest.raises(InvalidCode):
-            service.verify(PHONE, first)
-    assert service.verify(PHONE, outbox.last_code()).phone == PHONE
+    with pytest.raises(InvalidCode):
+        service.verify(PHONE, "111111", IP)
+    assert service.verify(PHONE, "222222", IP).phone == PHONE
 
 
 def test_cooldown_and_hourly_cap(service, clock):
@@ -114,7 +118,7 @@ def test_delivery_failure_leaves_no_code_and_no_cooldown(service, outbox, clock)
     assert store.client().document(f"otp_codes/{key}").get().exists is False
     outbox.fail = False
     service.send(PHONE, "sms", "en", "203.0.113.5")  # no cooldown was consumed
-    assert service.verify(PHONE, outbox.last_code()).phone == PHONE
+    assert service.verify(PHONE, outbox.last_code(), IP).phone == PHONE
 
 
 def test_delivery_failure_restores_previous_code(service, outbox, clock):
@@ -124,7 +128,7 @@ def test_delivery_failure_restores_previous_code(service, outbox, clock):
     outbox.fail = True
     with pytest.raises(SmsDeliveryFailed):
         service.send(PHONE, "sms", "en", "203.0.113.5")
-    assert service.verify(PHONE, first).phone == PHONE
+    assert service.verify(PHONE, first, IP).phone == PHONE
 
 
 def test_ten_parallel_right_codes_exactly_one_succeeds(service, outbox):
@@ -133,7 +137,7 @@ def test_ten_parallel_right_codes_exactly_one_succeeds(service, outbox):
 
     def attempt(_):
         try:
-            service.verify(PHONE, code)
+            service.verify(PHONE, code, IP)
             return "ok"
         except CodeExpired:
             return "used"
@@ -149,7 +153,7 @@ def test_ten_parallel_wrong_guesses_never_exceed_the_budget(service, outbox):
 
     def attempt(_):
         try:
-            service.verify(PHONE, wrong)
+            service.verify(PHONE, wrong, IP)
         except InvalidCode:
             return "counted"
         except TooManyAttempts:
@@ -182,4 +186,58 @@ def test_test_numbers_get_fixed_code_and_no_message(stack, clock, outbox):
     service = make_service(clock, outbox, test_numbers={"+243800000001": "424242"})
     service.send("+243800000001", "sms", "en", "203.0.113.5")
     assert outbox.messages == []
-    assert service.verify("+243800000001", "424242").phone == "+243800000001"
+    assert service.verify("+243800000001", "424242", IP).phone == "+243800000001"
+
+
+def test_a_login_code_is_never_a_test_numbers_fixed_code(stack, clock, outbox):
+    service = make_service(clock, outbox, test_numbers={PHONE: "424242"})
+    service.send(PHONE, "sms", "en", IP, purpose="login", subject="MAN0001RAB")
+    [(to, _body, _)] = outbox.messages  # a real text with a random code, even for a listed number
+    assert to == PHONE and outbox.last_code() != "424242"
+    key = service.phone_key(PHONE)
+    with pytest.raises(InvalidCode):
+        service.verify_second_factor(key, "MAN0001RAB", "424242", IP)
+    assert service.verify_second_factor(key, "MAN0001RAB", outbox.last_code(), IP).subject == "MAN0001RAB"
+
+
+def test_an_unconfirmed_delivery_keeps_the_code_the_cooldown_and_the_quota(service, outbox):
+    outbox.fail = "unconfirmed"
+    with pytest.raises(SmsDeliveryFailed) as err:
+        service.send(PHONE, "sms", "en", IP)
+    assert err.value.retry_after == 60
+    outbox.fail = False
+    with pytest.raises(RateLimited) as limited:  # no second paid text inside the cooldown
+        service.send(PHONE, "sms", "en", IP)
+    assert limited.value.data["limit"] == "resend_cooldown"
+    assert service.verify(PHONE, outbox.last_code(), IP).phone == PHONE  # the text did arrive
+
+
+def test_an_undo_after_an_unknown_outcome_gives_back_only_what_this_send_took(service, outbox, clock,
+                                                                             faulty_firestore):
+    service.send(PHONE, "sms", "en", IP)  # an earlier code and its quota: both must stay
+    first = outbox.last_code()
+    clock.advance(61)
+    faulty_firestore.fail("commit", gexc.DeadlineExceeded("not applied"))  # the reservation did not land...
+    faulty_firestore.fail("get_all", gexc.ServiceUnavailable("down"), after=1)  # ...and the check read fails
+    with pytest.raises(Unavailable):
+        service.send(PHONE, "sms", "en", IP)
+    assert faulty_firestore.pending == 0 and len(outbox.messages) == 1
+    counters = {d.id: d.to_dict() for d in store.client().collection("otp_counters").stream()}
+
+    def counted(prefix: str, field: str) -> int:
+        return sum(d.get(field, 0) for name, d in counters.items() if name.startswith(prefix))
+
+    assert counted("pool:", "n") == 1  # the send guard's budget share
+    assert counted(f"client:{service.guard.client_key(IP)}:", "s") == 1
+    assert len(counters[f"send_phone:{service.phone_key(PHONE)}"]["events"]) == 1
+    assert service.verify(PHONE, first, IP).phone == PHONE
+
+
+def test_a_login_code_left_at_the_phones_document_is_not_accepted_on_the_phone_path(service, outbox):
+    # Before purposes had their own documents, a login code lived at the phone's document.
+    service.send(PHONE, "sms", "en", IP)
+    path = f"otp_codes/{service.phone_key(PHONE)}"
+    store.client().document(path).update({"purpose": "login", "subject": "MAN0001RAB"})
+    with pytest.raises(CodeExpired):
+        service.verify(PHONE, outbox.last_code(), IP)
+    assert store.client().document(path).get().get("state") == "active"  # not consumed either

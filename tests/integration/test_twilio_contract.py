@@ -18,8 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from otplogin.errors import DeliveryError, SecretUnavailable
+from otplogin import runtime
+from otplogin.errors import DeliveryError, DeliveryRejected, SecretUnavailable
 from otplogin.sms.twilio import TwilioSender, sender_from_secrets
+from tests.support.apps import app_client
 from tests.support.prism import FaultyTwilio, PrismMock, RecordingProxy, free_port
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -84,9 +86,10 @@ def test_sms_send_is_accepted_by_the_contract(prism: PrismMock, proxy: Recording
     assert prism.logs().count("did not pass the validation rules") == before
 
 
-def test_sms_send_straight_to_prism(prism: PrismMock) -> None:
-    # The configuration tests and local runs use: api_base is the mock itself.
-    TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=prism.base_url + "/").send(PHONE, BODY, "sms")
+def test_api_base_with_a_trailing_slash_reaches_the_same_path(prism: PrismMock, proxy: RecordingProxy) -> None:
+    # Local runs configure api_base as typed by hand, often with a trailing slash.
+    TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=proxy.base_url + "/").send(PHONE, BODY, "sms")
+    assert (proxy.last.path, proxy.last.status) == (MESSAGES_PATH, 201)
 
 
 def test_whatsapp_send_carries_whatsapp_prefixes(prism: PrismMock, proxy: RecordingProxy) -> None:
@@ -205,6 +208,60 @@ def test_connection_refused_raises_delivery_error() -> None:
     assert time.monotonic() - started < 5
     assert str(caught.value) == "twilio sms: connection failed"
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+# --- ambiguity: only a definite refusal means "not sent" ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "definite"),
+    [("429", True), ("invalid_to", True), ("500", False), ("garbage", False), ("drop", False), ("timeout", False)],
+)
+def test_only_a_definite_refusal_counts_as_not_sent(faulty: FaultyTwilio, mode: str, definite: bool) -> None:
+    # A 4xx is Twilio refusing the message; a 5xx, a timeout, a dropped connection or an
+    # unreadable 2xx may come after Twilio accepted (and billed) it.
+    faulty.mode, faulty.delay = mode, 5.0
+    sender = TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=faulty.base_url, timeout=1)
+    with pytest.raises(DeliveryError) as caught:
+        sender.send(PHONE, BODY, "sms")
+    assert isinstance(caught.value, DeliveryRejected) is definite, str(caught.value)
+    assert_no_secret_or_pii(str(caught.value))
+
+
+def test_no_connection_and_no_recipient_are_definite_refusals() -> None:
+    closed = TwilioSender(ACCOUNT_SID, AUTH_TOKEN, SENDER, api_base=f"http://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(DeliveryRejected):
+        closed.send(PHONE, BODY, "sms")
+    with pytest.raises(DeliveryRejected):
+        closed.send(" ", BODY, "sms")
+
+
+def send_through(faulty: FaultyTwilio, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SMS_PROVIDER", "twilio")
+    monkeypatch.setenv("TWILIO_API_BASE", faulty.base_url)
+    runtime.reset()
+    return app_client("send_otp")
+
+
+def test_a_send_that_may_have_been_delivered_keeps_its_quota(stack, faulty: FaultyTwilio, monkeypatch) -> None:
+    faulty.mode = "500"
+    send = send_through(faulty, monkeypatch)
+    r = send.post("/", json={"phone": PHONE})
+    assert r.status_code == 502 and r.get_json()["error"]["code"] == "sms_delivery_failed"
+    assert 1 <= int(r.headers["Retry-After"]) <= 60 and r.get_json()["error"]["retry_after"] == int(r.headers["Retry-After"])
+    # The text may be on its way: a retry waits for the cooldown instead of paying for a second one.
+    r = send.post("/", json={"phone": PHONE})
+    assert r.status_code == 429 and r.get_json()["error"]["limit"] == "resend_cooldown"
+    assert faulty.hits == 1
+
+
+def test_a_definite_refusal_gives_the_quota_back(stack, faulty: FaultyTwilio, monkeypatch) -> None:
+    faulty.mode = "invalid_to"
+    send = send_through(faulty, monkeypatch)
+    for _ in range(2):  # nothing was sent: the client may retry at once
+        r = send.post("/", json={"phone": PHONE})
+        assert r.status_code == 502 and "Retry-After" not in r.headers
+    assert faulty.hits == 2
 
 
 # --- no leaks in logs, repr; no twilio import where not needed ---------------

@@ -18,7 +18,7 @@ from tests.prove.sizes import FAST, prove_size
 from tests.support.fakes import Clock, Outbox, code_in  # noqa: F401 (re-exported to the prove tests)
 
 PROVE = "prove"
-_session: dict = {"started": time.time(), "prove_ran": False}
+_session: dict = {"started": time.time(), "prove_ran": False, "outcomes": {}}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,18 +42,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _session["started"] = time.time()
+    _session["outcomes"] = {}
+    if _prove_selected(session.config):
+        # A run starts from nothing: no section of an earlier run may survive into this report.
+        figures_mod.PROOF_JSON.unlink(missing_ok=True)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each prove test's verdict: passed only if setup, call and teardown all passed."""
+    if PROVE not in report.keywords:
+        return
+    outcomes = _session["outcomes"]
+    if report.failed or report.skipped:
+        outcomes[report.nodeid] = report.outcome
+    else:
+        outcomes.setdefault(report.nodeid, "passed")
+
+
+def report_refusal(config: pytest.Config, exitstatus: int, collected: int) -> str | None:
+    """Why this run may not render docs/proof.md, or None when it may.
+
+    Only a complete, passing, unfiltered run of the full size renders the report: a failed,
+    skipped, `-k`/`--deselect`/node-id-filtered or reduced run never overwrites it."""
+    outcomes: dict[str, str] = _session["outcomes"]
+    if exitstatus != 0:
+        return f"the run failed (exit status {exitstatus})"
+    if config.getoption("keyword", "") or config.getoption("deselect", None):
+        return "the run was filtered with -k or --deselect"
+    if any("::" in arg for arg in config.args):
+        return "the run selected single tests"
+    if prove_size().name != "full":
+        return f"PROVE_SIZE={prove_size().name} is a reduced run"
+    not_passed = sorted(node for node, outcome in outcomes.items() if outcome != "passed")
+    if not_passed:
+        return f"{len(not_passed)} proof(s) did not pass: {', '.join(not_passed[:3])}"
+    if len(outcomes) != collected or collected == 0:
+        return f"{len(outcomes)} of {collected} proofs ran"
+    return None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _session["prove_ran"]:
+    if not _prove_selected(session.config):
+        return
+    collected = sum(1 for item in session.items if item.get_closest_marker(PROVE) is not None)
+    refusal = report_refusal(session.config, int(exitstatus), collected)
+    if refusal:
+        print(f"\ndocs/proof.md not rendered: {refusal}")
         return
     figures_mod.record_meta(figures_mod.PROOF_JSON, prove_size().name, _session["started"], time.time())
-    try:
-        from tests.prove import report
+    from tests.prove import report
 
-        report.write(figures_mod.PROOF_JSON, report.DEFAULT_OUT)
-    except Exception as exc:  # the run's verdict stands; the report can be rendered again by hand
-        print(f"\ncould not render docs/proof.md: {type(exc).__name__}: {exc}")
+    report.write(figures_mod.PROOF_JSON, report.DEFAULT_OUT)
+    print(f"\nrendered {report.DEFAULT_OUT.relative_to(figures_mod.REPO)} from a complete, passing run")
 
 
 def is_prove(request: pytest.FixtureRequest) -> bool:

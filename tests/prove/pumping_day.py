@@ -242,7 +242,7 @@ def run_day(make: Callable[..., OtpService], clock: Any, plan: DayPlan, attack: 
     for u in warm:
         service.send(u.phone, "sms", "fr", u.ip)
         clock.advance(20)
-        service.verify(u.phone, provider.last_code(u.phone))
+        service.verify(u.phone, provider.last_code(u.phone), u.ip)
         clock.advance(10)
     warm_texts = len(provider.messages)
     clock.now = day_start
@@ -280,7 +280,7 @@ def run_day(make: Callable[..., OtpService], clock: Any, plan: DayPlan, attack: 
             continue
         if kind == "verify":
             try:
-                service.verify(item.phone, provider.last_code(item.phone))
+                service.verify(item.phone, provider.last_code(item.phone), item.ip)
             except ApiError as exc:
                 if exc.status >= 500:
                     server_errors[str(exc.status)] += 1

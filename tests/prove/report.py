@@ -51,8 +51,8 @@ served (see the refresh figures above).
 
 OFFLINE = """
 - Dependency vulnerability audit: `pip-audit` needs a vulnerability database (PyPI's JSON API or
-  OSV); the package mirror reachable here serves only the simple index, so the audit cannot run
-  offline (the `static` section above records the attempt).
+  OSV); where the reachable package mirror serves only the simple index the audit does not run,
+  and the `static` section above says "not run" with the reason.
 - Checkov runs on `terraform/` in `tests/terraform` (`make tf-check`), not repeated here.
 - Firestore TTL deletion: the emulator does not run it; expiry is proven through the code path
   with an injected clock (the state machine crosses 299/300/301 s).
@@ -80,6 +80,13 @@ def table(rows: list[tuple[str, Any]], head: tuple[str, str] = ("figure", "value
     out = [f"| {head[0]} | {head[1]} |", "| --- | --- |"]
     out += [f"| {k} | {fmt(v).replace('|', '/')} |" for k, v in rows]
     return "\n".join(out)
+
+
+def compared(value: float, target: float) -> str:
+    """How a control run's figure stands against the target, said from the figures themselves."""
+    if value > target:
+        return f"above the {fmt(target)} target: the test sees the loophole"
+    return f"not above the {fmt(target)} target: the control does not show the loophole"
 
 
 def section_meta(s: dict) -> str:
@@ -110,7 +117,8 @@ def brute_force(s: dict, p: dict | None) -> list[str]:
             ("success probability bound per day", fmt(s["bound_per_day"])),
             ("control: per-phone cap lifted, most guesses in an hour",
              f"{s['control_without_phone_cap']['max_guesses_in_any_hour']} -> bound "
-             f"{fmt(s['control_without_phone_cap']['bound_per_hour'])} (above target: detected)"),
+             f"{fmt(s['control_without_phone_cap']['bound_per_hour'])} "
+             f"({compared(s['control_without_phone_cap']['bound_per_hour'], s['target_per_hour'])})"),
             ("limits", s["limits"]),
         ]),
     ]
@@ -256,12 +264,12 @@ def faults(sections: dict) -> list[str]:
                        ("texts sent while Firestore was down", fs["texts_sent_while_down"]),
                        ("emulator restart took (s)", fs["emulator_restart_seconds"]),
                        ("**recovered after the emulator was back (s)**", fs["recovered_seconds_after_emulator_back"]),
-                       ("function restarted", fs["function_restarted"]),
-                       ("prompt 503 while down", fs["prompt_503_while_down"])])]
+                       ("function restarted", fs["function_restarted"])])]
     fd = sections.get("faults_firestore_down")
     if fd:
         out += ["", f"**Requests while Firestore is down** {section_meta(fd)}", "",
-                table([("answer", fd["answer"]), ("seconds to answer", fd["seconds"])])]
+                table([("answer", fd["answer"]), ("seconds to answer", fd["seconds"]),
+                       ("slowest (bound)", f"{fd['slowest_seconds']} s ({fd['bound_seconds']} s)")])]
     cs = sections.get("faults_secret_manager_cold_start")
     if cs:
         out += ["", f"**Secret Manager down at cold start, then back** {section_meta(cs)}", "",
@@ -346,8 +354,34 @@ def static(s: dict) -> list[str]:
             table([("ruff (incl. bandit's S rules), paths", s["ruff_paths"]),
                    ("ruff findings", s["ruff_findings"]),
                    ("ruff version", s["ruff_version"]),
-                   ("dependency audit", s["audit"]),
-                   ("checkov", s["checkov"])])]
+                   ("dependency audit", audit_sentence(s["audit"]))])]
+
+
+def audit_sentence(audit: dict) -> str:
+    if not audit.get("ran"):
+        return f"not run: {audit.get('reason')}"
+    found = audit.get("vulnerable_packages") or {}
+    return (f"{audit['audited']} of {audit['packages']} pinned packages audited, "
+            f"{sum(len(v) for v in found.values())} known vulnerabilities")
+
+
+def secret_and_twilio_summary(sections: dict) -> str:
+    out = []
+    cs = sections.get("faults_secret_manager_cold_start")
+    if cs:
+        out.append(f"Secret Manager down at cold start: {cs['while_down']['status']} while down, served again "
+                   f"{cs['recovered_seconds']} s after its return")
+    rs = sections.get("faults_secret_manager_refresh")
+    if rs:
+        d = rs["during_outage"]
+        out.append(f"down during refresh: {d['send_202']} of {d['flows']} sends and {d['verify_200']} of {d['flows']} "
+                   "verifies served from the cache")
+    tw = sections.get("faults_twilio")
+    if tw:
+        modes = [m for m in ("429", "500", "garbage", "invalid_to") if m in tw]
+        left = sum(tw[m]["codes_stored"] + tw[m]["phone_send_events"] + tw[m]["global_count"] for m in modes)
+        out.append(f"Twilio failing ({', '.join(modes)}): {left} codes or counts left behind")
+    return (" " + "; ".join(out) + ".") if out else ""
 
 
 def render(data: dict) -> str:
@@ -375,13 +409,19 @@ def render(data: dict) -> str:
         b = sections["brute_force"]
         summary.append(f"- Brute force: {b['guesses_compared']} guesses in {fmt(b['simulated_hours'])} simulated hours, "
                        f"at most {b['max_guesses_in_any_hour']} in any hour: success bound "
-                       f"{fmt(b['bound_per_hour'])} per phone per hour (target 1e-5).")
+                       f"{fmt(b['bound_per_hour'])} per phone per hour (target {fmt(b['target_per_hour'])}).")
     if "sms_pumping" in sections:
         p = sections["sms_pumping"]
         reqs = p["few_ips"]["requests"] + p["many_ips_global_cap"]["requests"]
         sent = p["few_ips"]["reached_provider"] + p["many_ips_global_cap"]["reached_provider"]
-        summary.append(f"- SMS pumping: {reqs} requests, {sent} messages reached the provider, all within the "
-                       f"per-IP and global caps; 0 to invalid or disallowed numbers.")
+        runs = (p["few_ips"], p["many_ips_global_cap"])
+        over_ip = sum(r.get("max_per_ip_in_a_clock_hour", r["max_per_ip_in_any_hour"]) > r["per_ip_cap"] for r in runs)
+        over_global = sum(r["max_per_clock_hour"] > r["global_cap_effective"] for r in runs)
+        caps = ("all within the per-IP and global caps" if not (over_ip or over_global)
+                else f"{over_ip + over_global} run(s) above a cap")
+        disallowed = sum(r["sent_to_disallowed"] for r in runs)
+        summary.append(f"- SMS pumping: {reqs} requests, {sent} messages reached the provider, {caps}; "
+                       f"{disallowed} to invalid or disallowed numbers.")
     if "sms_pumping_day" in sections:
         d = sections["sms_pumping_day"]
         parts = [f"{k} {d[k]['real_served_first_or_second_try_pct']} % served, attacker "
@@ -392,21 +432,26 @@ def render(data: dict) -> str:
                        f"{control.get('real_served_first_or_second_try_pct')} % served, attacker "
                        f"{control.get('attacker_texts_max_per_hour_pct_of_cap')} % of the cap.")
     if "state_machine" in sections:
-        summary.append(f"- State machine: {sections['state_machine']['steps_run']} steps, every answer as the model "
-                       "predicted.")
+        sm = sections["state_machine"]
+        answers = sum(n for action, n in sm["actions"].items() if action.startswith(("send:", "verify_")))
+        summary.append(f"- State machine: {sm['steps_run']} steps; {answers} answers compared with the model's "
+                       f"prediction, {sm.get('mismatches', 0)} different.")
     fz = sections.get("fuzz_openapi_processes") or sections.get("fuzz_openapi_in_process")
     if fz:
+        nasties = [sections[k] for k in ("nasty_inputs_over_http", "nasty_inputs_in_process") if k in sections]
+        nasty = (f"{sum(n['cases'] for n in nasties)} hand-picked nasties, "
+                 f"{sum(n['server_errors_5xx'] for n in nasties)} server errors" if nasties else "no nasties figure")
         summary.append(f"- Fuzzing: {fz['requests']} schemathesis requests, {fz['server_errors_5xx']} server errors; "
-                       "hand-picked nasties: 0 server errors and no hang; the 5 findings are fixed and kept as "
-                       "regression tests.")
+                       f"{nasty}; what the suite found is listed under Findings.")
     if "faults_firestore" in sections:
-        down = sections.get("faults_firestore_down", {}).get("seconds", {})
-        while_down = (f"while it was down requests answered 503 within {max(down.values())} s (finding 1, fixed)"
-                      if down else "no figure for requests while it was down")
-        summary.append(f"- Faults: requests in flight during a Firestore outage completed once it was back, and new "
-                       f"ones succeeded {sections['faults_firestore']['recovered_seconds_after_emulator_back']} s after "
-                       f"the emulator returned, without a restart; {while_down}. Secret Manager down at cold start or "
-                       "during refresh and Twilio failing or slow: survived (below).")
+        down = sections.get("faults_firestore_down")
+        while_down = (f"while it was down, concurrent requests answered {down['answer']} within {down['slowest_seconds']} s "
+                      f"(bound {down['bound_seconds']} s)" if down else "no figure for requests while it was down")
+        ff = sections["faults_firestore"]
+        summary.append(f"- Faults: {ff['in_flight_during_outage']} requests in flight during a Firestore outage answered "
+                       f"{fmt(ff['in_flight_answers'])}; new ones succeeded {ff['recovered_seconds_after_emulator_back']} s "
+                       f"after the emulator returned (function restarted: {ff['function_restarted']}); {while_down}."
+                       + secret_and_twilio_summary(sections))
     if "load" in sections:
         ld = sections["load"]
         summary.append(f"- Load: {ld['requests']} requests from {ld['users']} users in {fmt(ld['seconds'])} s; "

@@ -88,7 +88,7 @@ def attack(service, clock, outbox, *, hours: int, max_ops: int, deadline: Deadli
                 guess = f"{rng.randrange(10**n):0{n}d}"
             guessed.add(guess)
             try:
-                service.verify(PHONE, guess)
+                service.verify(PHONE, guess, f"198.19.{ops // 250 % 250}.{ops % 250 + 1}")
             except InvalidCode:
                 guess_times.append(clock.now)
                 continue
@@ -99,7 +99,7 @@ def attack(service, clock, outbox, *, hours: int, max_ops: int, deadline: Deadli
                 if outbox.messages and outbox.messages[-1][0] == PHONE:
                     probes += 1
                     with pytest.raises(TooManyAttempts):
-                        service.verify(PHONE, outbox.codes_for(PHONE)[-1])
+                        service.verify(PHONE, outbox.codes_for(PHONE)[-1], "198.19.255.1")
                     ops += 1
                 break
             except CodeExpired:
@@ -152,7 +152,6 @@ def run_brute_force(stack, clock, outbox, counting_hmac, size, figures, section:
     result["control_without_phone_cap"] = {
         k: control[k] for k in ("simulated_hours", "guesses_compared", "max_guesses_in_any_hour", "bound_per_hour")
     }
-    figures(section, result)
 
     assert not deadline.hit or result["simulated_hours"] >= 1, "too slow to simulate even one hour"
     assert result["simulated_hours"] >= min(size.brute_hours, 1)
@@ -167,6 +166,7 @@ def run_brute_force(stack, clock, outbox, counting_hmac, size, figures, section:
     assert result["guesses_compared"] >= 10 * min(size.brute_hours, 24) - 10
     # The control sees the loophole the per-phone cap closes.
     assert result["control_without_phone_cap"]["bound_per_hour"] > TARGET_PER_HOUR
+    figures(section, result)
 
 
 def test_brute_force_small(stack, clock, outbox, counting_hmac, size, figures):
@@ -191,7 +191,7 @@ def test_parallel_guessing_never_exceeds_the_hourly_budget(stack, clock, outbox,
         seen = []
         for _ in range(per_thread):
             try:
-                service.verify(PHONE, f"{rng.randrange(10**6):06d}")
+                service.verify(PHONE, f"{rng.randrange(10**6):06d}", f"198.20.{seed % 250}.{len(seen) + 1}")
                 seen.append("success")
             except InvalidCode:
                 seen.append("invalid_code")
@@ -214,10 +214,10 @@ def test_parallel_guessing_never_exceeds_the_hourly_budget(stack, clock, outbox,
     compared = outcomes.get("invalid_code", 0) + outcomes.get("success", 0)
     key = service.phone_key(PHONE)
     failures = store.client().document(f"otp_counters/fail_phone:{key}").get().to_dict()
+    assert compared <= limit
+    assert len(failures["events"]) == outcomes.get("invalid_code", 0)
     figures("brute_force_parallel", {
         "threads": threads, "guesses_per_thread": per_thread, "rounds_within_one_hour": rounds,
         "attempts": threads * per_thread * rounds, "outcomes": outcomes, "compared": compared,
         "hourly_budget": limit, "failure_events_stored": len(failures["events"]),
     })
-    assert compared <= limit
-    assert len(failures["events"]) == outcomes.get("invalid_code", 0)

@@ -174,6 +174,11 @@ def judge(harvest: Harvest, logs: dict[str, str], secrets: dict[str, str], figur
     found_in_bodies = scan(bodies, patterns)
     internals = [f"{m!r} in error body" for b in harvest.error_bodies for m in INTERNALS if m in b]
     lines = sum(t.count("\n") for t in logs.values())
+    assert lines > 10, "the logs captured nothing: the scan would prove nothing"
+    assert harvest.codes and harvest.tokens
+    assert found_in_logs == [], found_in_logs
+    assert found_in_bodies == [], found_in_bodies
+    assert internals == [], internals
     figures(section, {
         "requests": len(harvest.answers),
         "log_sources": len(logs),
@@ -187,11 +192,6 @@ def judge(harvest: Harvest, logs: dict[str, str], secrets: dict[str, str], figur
         "found_in_error_bodies": found_in_bodies,
         "internals_in_error_bodies": internals,
     })
-    assert lines > 10, "the logs captured nothing: the scan would prove nothing"
-    assert harvest.codes and harvest.tokens
-    assert found_in_logs == [], found_in_logs
-    assert found_in_bodies == [], found_in_bodies
-    assert internals == [], internals
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import random
 import time
 from collections import Counter, defaultdict
 
+import aiohttp
 import pytest
 
 from otplogin import passwords, runtime, users
@@ -30,8 +31,6 @@ from tests.prove.conftest import code_in
 from tests.prove.helpers import percentile
 from tests.support.functions import FunctionProcess
 from tests.support.prism import RecordingProxy
-
-aiohttp = pytest.importorskip("aiohttp")
 
 PASSWORD = "correct horse battery staple"
 
@@ -186,6 +185,6 @@ def test_load_send_and_verify_one_instance_each(stack, prism, tmp_path, size, fi
     result["instances_per_function"] = 1
     result["gunicorn_threads_per_instance"] = "functions-framework default (4 x CPUs)"
     result["caps_raised_for_the_run"] = {k: int(v) for k, v in RAISED.items()}
-    figures("load", result)
     (tmp_path / "load.json").write_text(json.dumps(result, indent=2))
     check(result)
+    figures("load", result)

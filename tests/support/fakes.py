@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from otplogin.errors import DeliveryError
+from otplogin.errors import DeliveryError, DeliveryRejected
 
 
 class Clock:
@@ -21,15 +21,19 @@ class Clock:
 
 
 class Outbox:
-    """A recording SmsSender; `fail` makes it raise DeliveryError like a refusing provider."""
+    """A recording SmsSender. `fail = True` refuses like a provider's 4xx (DeliveryRejected: nothing
+    sent); `fail = "unconfirmed"` fails like a timeout or a 5xx (DeliveryError: it may have been sent)."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, str]] = []
-        self.fail = False
+        self.fail: bool | str = False
 
     def send(self, to: str, body: str, channel: str) -> None:
-        if self.fail:
+        if self.fail == "unconfirmed":
+            self.messages.append((to, body, channel))  # it may well have arrived
             raise DeliveryError("provider answered 500")
+        if self.fail:
+            raise DeliveryRejected("provider answered 400")
         self.messages.append((to, body, channel))
 
     def codes_for(self, phone: str) -> list[str]:

@@ -40,6 +40,7 @@ import atexit
 import http.client
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import threading
@@ -369,6 +370,11 @@ class _FaultyHandler(_QuietHandler):
         elif mode == "garbage":
             self._answer(201, b"<html>not json</html>", {"Content-Type": "text/html"})
             return
+        elif mode == "drop":
+            # The request arrived (it may have been acted on), then the connection drops unanswered.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         else:
             raise ValueError(f"unknown FaultyTwilio mode {mode!r}")
         try:
@@ -394,7 +400,8 @@ class FaultyTwilio(_ThreadedServer):
     `mode` (changeable at any time): "429" (Twilio 20429 with Retry-After),
     "500" (20500), "timeout" (sleeps `delay` seconds before answering 201),
     "invalid_to" (400, error 21211 whose message quotes the `To` sent),
-    "garbage" (201 with an HTML body). Every path answers the same way;
+    "garbage" (201 with an HTML body), "drop" (reads the request, closes the
+    connection without an answer). Every path answers the same way;
     `hits` counts requests (a client that retried would show it).
     """
 

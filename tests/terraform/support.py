@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from functools import cache
 from pathlib import Path
@@ -108,3 +109,52 @@ def checkov_bin() -> str:
         "checkov not found: install it in its own venv "
         "(python3 -m venv .venv/checkov && .venv/checkov/bin/pip install checkov==3.3.30) or set CHECKOV=/path/to/checkov"
     )
+
+
+# --- references between blocks (what Terraform orders the graph by) ------------------
+
+# `type.name` of a managed resource, `data.type.name` of a data source, `local.name`.
+REFERENCE = re.compile(r"\b(data\.[a-z0-9_]+\.[a-z0-9_]+|local\.[a-z0-9_]+|(?:google|time)_[a-z0-9_]+\.[a-z0-9_]+)")
+
+
+def references(value) -> set[str]:
+    """Every resource, data source and local a block names (expressions and depends_on)."""
+    found: set[str] = set()
+    for text in walk_strings(value):
+        found |= set(REFERENCE.findall(text))
+    return found
+
+
+def data_sources() -> dict[str, dict]:
+    """{"data.type.name": body} of every data block."""
+    found: dict[str, dict] = {}
+    for group in blocks("data"):
+        for t, named in group.items():
+            for name, body in named.items():
+                found[f"data.{t}.{name}"] = body
+    return found
+
+
+def upstream(address: str) -> set[str]:
+    """Every resource and data source `address` ("type.name") depends on, directly or
+    through locals and other resources: what Terraform creates (or reads) before it."""
+    bodies: dict[str, object] = {f"{t}.{n}": body for (t, n), body in resources().items()}
+    bodies.update(data_sources())
+    bodies.update({f"local.{k}": v for k, v in locals_().items()})
+    seen: set[str] = set()
+    todo = list(references(bodies[address]))
+    while todo:
+        ref = todo.pop()
+        if ref in seen or ref not in bodies:
+            continue
+        seen.add(ref)
+        todo.extend(references(bodies[ref]))
+    return {ref for ref in seen if not ref.startswith("local.")}
+
+
+def duration_seconds(text: str) -> int:
+    """ "90s", "10m", "1h30m" (time_sleep and Google API durations) in seconds."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    assert match and text, f"not a duration: {text!r}"
+    h, m, s = (int(g or 0) for g in match.groups())
+    return h * 3600 + m * 60 + s

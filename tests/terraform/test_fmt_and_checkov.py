@@ -15,6 +15,7 @@ EXPECTED_SKIPS = {
     ("CKV_GCP_102", "google_cloud_run_service_iam_member.public_invoker"),
     ("CKV_GCP_124", "google_cloudfunctions2_function.function"),
     ("CKV_GCP_62", "google_storage_bucket.sources"),
+    ("CKV_GCP_84", "google_artifact_registry_repository.functions"),
 }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.terraform import support as tf
+from tools import tf_schema
 
 LIBRARY = tf.REPO / "shared" / "otplogin"
 RUNBOOK = tf.REPO / "docs" / "runbook.md"
@@ -58,20 +59,83 @@ def log_metrics() -> dict:
     return {k: v for k, v in tf.locals_()["log_metrics"].items() if not k.startswith("__")}
 
 
+def object_literals(expression: str) -> list[str]:
+    """The top-level `{...}` object literals of an HCL expression (strings skipped)."""
+    found, depth, start, quoted, escaped = [], 0, 0, False, False
+    for i, char in enumerate(expression):
+        if quoted:
+            escaped, quoted = (False, True) if escaped else (char == "\\", char != '"')
+            continue
+        if char == '"':
+            quoted = True
+        elif char == "{":
+            depth, start = depth + 1, i if depth == 0 else start
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                found.append(expression[start : i + 1])
+    return found
+
+
+def condition_entries(entry: dict) -> list[dict]:
+    """An alert's conditions: a literal list, or each object in an expression that builds
+    one (sms_pumping: one condition per country with its own ceiling, then the rest)."""
+    value = entry["conditions"]
+    if isinstance(value, list):
+        return value
+    inner = value[2:-1] if value.startswith("${") else value
+    return [tf_schema.parse_hcl(f"x = {literal}")["x"] for literal in object_literals(inner)]
+
+
+def threshold_view(condition: dict, template: dict) -> dict:
+    """One condition of local.alert_policies, as the alert resource writes its condition_threshold."""
+    written = tf.single(template["aggregations"])
+    aggregation = {"alignment_period": condition["period"], "per_series_aligner": written["per_series_aligner"],
+                   "cross_series_reducer": written["cross_series_reducer"]}
+    view = {"filter": condition["filter"], "comparison": template["comparison"],
+            "threshold_value": condition["threshold"],
+            "aggregations": [dict(aggregation, group_by_fields=condition["group_by"]) if condition["group_by"]
+                             else aggregation]}
+    if condition.get("denominator_filter"):
+        view["denominator_filter"] = condition["denominator_filter"]
+        view["denominator_aggregations"] = [aggregation]
+    return view
+
+
 def policies() -> dict[str, dict]:
-    return {name: body for (_, name), body in tf.resources("google_monitoring_alert_policy").items()}
-
-
-def conditions(policy: dict) -> list[dict]:
-    found = list(policy.get("conditions", []))
-    for dyn in policy.get("dynamic", []):
-        if "conditions" in dyn:
-            found.extend(dyn["conditions"]["content"])
+    """Every alert policy as {severity, combiner, notification_channels, documentation,
+    runbook, thresholds}: the entries of local.alert_policies through the one resource
+    that creates them, and the per-function health policy."""
+    alert = tf.resource("google_monitoring_alert_policy", "alert")
+    template = tf.single(tf.single(tf.single(alert["dynamic"])["conditions"]["content"])["condition_threshold"])
+    doc = tf.single(alert["documentation"])
+    found = {}
+    for name, entry in tf.locals_()["alert_policies"].items():
+        found[name] = {
+            "notification_channels": alert["notification_channels"],
+            "severity": entry["severity"],
+            "combiner": entry["combiner"],
+            "mime_type": doc["mime_type"],
+            "content": entry["content"] if doc["content"] == "${each.value.content}" else doc["content"],
+            "runbook": entry["runbook"] if "each.value.runbook" in tf.single(doc["dynamic"])["links"]["for_each"] else None,
+            "thresholds": [threshold_view(c, template) for c in condition_entries(entry)],
+        }
+    health = tf.resource("google_monitoring_alert_policy", "health")
+    hdoc = tf.single(health["documentation"])
+    found["health"] = {
+        "notification_channels": health["notification_channels"],
+        "severity": health["severity"],
+        "combiner": health["combiner"],
+        "mime_type": hdoc["mime_type"],
+        "content": hdoc["content"],
+        "runbook": re.search(r'\["([a-z0-9-]+)"\]', tf.single(hdoc["dynamic"])["links"]["for_each"]).group(1),
+        "thresholds": [tf.single(c["condition_threshold"]) for c in health["conditions"]],
+    }
     return found
 
 
 def thresholds(policy: dict) -> list[dict]:
-    return [tf.single(c["condition_threshold"]) for c in conditions(policy)]
+    return policy["thresholds"]
 
 
 def metrics_read(policy: dict) -> set[str]:
@@ -159,20 +223,16 @@ def test_alerts_read_only_metrics_and_labels_that_exist():
 
 def test_every_alert_notifies_the_channels_given_and_documents_its_first_steps():
     anchors = runbook_anchors()
-    runbook_links = tf.locals_()["alert_runbook"]
     for name, policy in policies().items():
         assert policy["notification_channels"] == "${var.alert_notification_channels}", name
         assert policy["severity"] in ("CRITICAL", "ERROR", "WARNING"), name
         assert policy["combiner"] in ("OR", "AND"), name
-        doc = tf.single(policy["documentation"])
-        assert doc["mime_type"] == "text/markdown"
-        content = doc["content"]
+        assert policy["mime_type"] == "text/markdown"
+        content = policy["content"]
         assert "What it means" in content and "First steps" in content, name
         assert "docs/runbook.md" in content, name
         assert len(content) > 400, f"{name}: the documentation should say enough to act on"
-        link = tf.single(tf.single(doc["dynamic"])["links"])
-        key = re.search(r"local\.alert_runbook\.([a-z_0-9]+)", link["for_each"]).group(1)
-        assert runbook_links[key] in anchors, f"{name}: docs/runbook.md has no section #{runbook_links[key]}"
+        assert policy["runbook"] in anchors, f"{name}: docs/runbook.md has no section #{policy['runbook']}"
 
 
 def test_ratio_alerts_count_failures_and_need_a_minimum_volume():
@@ -206,7 +266,9 @@ def test_sms_pumping_is_per_country_with_overrides():
     for threshold in thresholds(policy):
         agg = tf.single(threshold["aggregations"])
         assert agg["group_by_fields"] == ["metric.label.country"] and agg["alignment_period"] == "3600s"
-    assert tf.single(policy["dynamic"])["conditions"]["for_each"] == "${var.alert_sms_hourly_per_country_overrides}"
+    built = tf.locals_()["alert_policies"]["sms_pumping"]["conditions"]
+    assert "for country, ceiling in var.alert_sms_hourly_per_country_overrides" in built
+    assert len(thresholds(policy)) == 2, "one template per country with an override, one for the rest"
     assert "NOT metric.label.country=one_of(" in tf.locals_()["sms_other_countries_filter"]
 
 
@@ -235,9 +297,9 @@ def test_an_uptime_check_on_each_function_health_endpoint():
     resource = tf.single(check["monitored_resource"])
     assert resource["type"] == "uptime_url"
     assert "each.value.service_config[0].uri" in resource["labels"]["host"]
-    alert = policies()["health"]
+    alert = tf.resource("google_monitoring_alert_policy", "health")
     assert alert["for_each"] == "${google_monitoring_uptime_check_config.health}"
-    assert "each.value.uptime_check_id" in thresholds(alert)[0]["filter"]
+    assert "each.value.uptime_check_id" in thresholds(policies()["health"])[0]["filter"]
 
 
 # --- dashboard ----------------------------------------------------------------------------
@@ -258,8 +320,8 @@ def test_dashboard_layout_is_valid():
     columns = layout["columns"]
     cells: set[tuple[int, int]] = set()
     for tile in layout["tiles"]:
-        assert tile["xPos"] + tile["width"] <= columns, tile["widget"]["title"]
-        for x in range(tile["xPos"], tile["xPos"] + tile["width"]):
+        assert tile.get("xPos", 0) + tile["width"] <= columns, tile["widget"]["title"]
+        for x in range(tile.get("xPos", 0), tile.get("xPos", 0) + tile["width"]):
             for y in range(tile.get("yPos", 0), tile.get("yPos", 0) + tile["height"]):
                 assert (x, y) not in cells, f"tiles overlap at {x},{y}"
                 cells.add((x, y))
@@ -300,7 +362,7 @@ def test_runbook_has_cause_diagnosis_and_fix_for_every_alert():
     text = RUNBOOK.read_text(encoding="utf-8")
     sections = re.split(r"^## ", text, flags=re.M)
     alerts = {s.split("\n", 1)[0]: s for s in sections if s.startswith("Alert: ")}
-    assert {slug(title) for title in alerts} == set(tf.locals_()["alert_runbook"].values())
+    assert {slug(title) for title in alerts} == {policy["runbook"] for policy in policies().values()}
     for title, body in alerts.items():
         for part in ("**Cause", "**Diagnosis", "**Fix"):
             assert part in body, f"runbook {title!r} lacks {part}"

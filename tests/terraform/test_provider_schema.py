@@ -32,7 +32,7 @@ def test_terraform_uses_only_known_types_and_arguments(schema):
     problems = tf_schema.check_paths([tf.TERRAFORM], schema)
     assert problems == []
     used = {rtype for rtype, _ in tf.resources()}
-    assert used <= set(schema["resource"])
+    assert used <= set(schema["resource"]) | set(tf_schema.OTHER_RESOURCES)
     assert len(used) >= 15
 
 
@@ -170,3 +170,43 @@ def test_extraction_from_a_jsii_assembly():
         "data": {},
     }
     json.dumps(extracted)
+
+
+# --- other providers: a small explicit allow-list, checked like google's ---------------------
+
+
+def test_other_providers_resources_are_an_explicit_allow_list():
+    """hashicorp/time is not in the google schema; its resource is listed by hand (with
+    its arguments, from the provider's docs) and pinned in versions.tf."""
+    assert set(tf_schema.OTHER_PROVIDERS) == {"hashicorp/time"}
+    assert set(tf_schema.OTHER_PROVIDERS["hashicorp/time"]) == {"time_sleep"}
+    assert set(tf_schema.OTHER_PROVIDERS["hashicorp/time"]["time_sleep"]) == {
+        "create_duration", "destroy_duration", "triggers",
+    }
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        (
+            'resource "time_sleep" "w" {\n  create_durations = "60s"\n}\n',
+            "time_sleep.w: unknown argument 'create_durations'",
+        ),
+        (
+            'resource "random_id" "r" {\n  byte_length = 4\n}\n',
+            "unknown resource type 'random_id': not hashicorp/google and not in the allow-list",
+        ),
+        (
+            'resource "time_rotating" "r" {\n  rotation_days = 30\n}\n',
+            "unknown resource type 'time_rotating'",
+        ),
+    ],
+)
+def test_a_resource_of_another_provider_is_checked_too(schema, snippet, expected):
+    problems = tf_schema.check_document(tf_schema.parse_hcl(snippet), schema, "other.tf")
+    assert any(expected in p for p in problems), problems
+
+
+def test_an_allowed_time_sleep_passes(schema):
+    good = 'resource "time_sleep" "w" {\n  create_duration = "60s"\n  triggers = { a = "b" }\n  depends_on = []\n}\n'
+    assert tf_schema.check_document(tf_schema.parse_hcl(good), schema, "good.tf") == []

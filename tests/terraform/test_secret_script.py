@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -132,3 +134,72 @@ def test_script_knows_exactly_the_terraform_secrets():
     from tests.terraform.test_structure import literal_set
 
     assert listed == literal_set(local["other_secrets"]) | {local["pii_keyring_secret"]}
+
+
+# --- key generation does not depend on an OpenSSL build -------------------------------
+
+BROKEN_OPENSSL = """#!/usr/bin/env bash
+echo "openssl: called with $*" >> "$STATE/openssl.log"
+echo "Algorithm ed25519 not found" >&2
+exit 1
+"""
+
+
+def with_broken_openssl(state: Path) -> dict[str, str]:
+    """An `openssl` first on PATH that fails as LibreSSL / old OpenSSL builds do for Ed25519."""
+    bin_dir = state / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "openssl"
+    fake.write_text(BROKEN_OPENSSL)
+    fake.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def run_env(state: Path, extra: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {"PATH": os.environ["PATH"], "GCLOUD": str(state / "gcloud"), "STATE": str(state / "state"), **extra}
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--project", "demo-project", *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=60,
+    )
+
+
+@pytest.mark.parametrize("secret", ["jwt-signing-keys", "pii-keyring", "otp-pepper"])
+def test_keys_are_generated_without_openssl(state, secret):
+    done = run_env(state, with_broken_openssl(state), "--secret", secret)
+    assert done.returncode == 0, done.stderr
+    assert not (state / "state" / "openssl.log").exists(), "the script still calls openssl"
+    [value] = versions(state, secret)
+    if secret == "jwt-signing-keys":
+        [key] = json.loads(value)["keys"]
+        assert re.fullmatch(r"ed25519-\d{8}-[0-9a-f]{8}", key["kid"]), key["kid"]
+        assert isinstance(load_pem_private_key(key["private_key_pem"].encode(), password=None), Ed25519PrivateKey)
+    elif secret == "pii-keyring":
+        [key] = json.loads(value)["keys"]
+        assert len(base64.urlsafe_b64decode(key)) == 32
+    else:
+        assert len(base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))) == 32
+
+
+def test_two_generated_signing_keys_differ(state):
+    """Generated, never a fixed value: two projects never share a key."""
+    other = state / "other"
+    other.mkdir()
+    assert run(state, "--secret", "jwt-signing-keys").returncode == 0
+    assert run_env(state, {"STATE": str(other)}, "--secret", "jwt-signing-keys").returncode == 0
+    first = json.loads(versions(state, "jwt-signing-keys")[0])["keys"][0]
+    second = json.loads((other / "jwt-signing-keys.1").read_bytes())["keys"][0]
+    assert first["private_key_pem"] != second["private_key_pem"] and first["kid"] != second["kid"]
+
+
+@pytest.mark.parametrize("secret", ["jwt-signing-keys", "pii-keyring", "otp-pepper"])
+def test_a_python_without_cryptography_is_refused_before_anything_is_stored(state, tmp_path, secret):
+    """No silent fallback to a weaker generator, and a failed generation stores nothing
+    (the old pipe into gcloud stored a broken jwt-signing-keys version)."""
+    bare = tmp_path / "bare-python"
+    bare.write_text(f"#!/usr/bin/env bash\nexec {shutil.which('python3')} -S -I \"$@\"\n")
+    bare.chmod(0o755)
+    done = run_env(state, {"PYTHON": str(bare)}, "--secret", secret)
+    assert done.returncode != 0
+    assert "cryptography" in done.stderr and "PYTHON=" in done.stderr
+    assert versions(state, secret) == []
+    assert "secrets versions add" not in (state / "state" / "calls.log").read_text()

@@ -291,9 +291,65 @@ def test_crc32c_known_vector():
     assert crc32c(b"") == 0
 
 
-def test_unexpected_client_bug_propagates_and_does_not_wedge_the_secret():
+def test_unexpected_client_bug_is_unavailable_and_does_not_wedge_the_secret():
     client = FakeClient(otp_pepper=[TypeError("bug in client"), "recovered"])
     store = make_store(client)
-    with pytest.raises(TypeError):
+    with pytest.raises(SecretUnavailable) as info:  # a 503 naming the secret, not a 500
         store.get("otp-pepper")
+    assert info.value.reason == "client error (TypeError)"
     assert store.get("otp-pepper") == "recovered"  # no fetch left "in flight" forever
+
+
+def test_any_refresh_error_serves_the_cached_value():
+    clock = Clock()
+    client = FakeClient(otp_pepper=["v1", TypeError("bug in client"), "v2"])
+    store = make_store(client, clock, refresh_seconds=60, failure_retry_seconds=10)
+    assert store.get("otp-pepper") == "v1"
+    clock.now += 60
+    assert store.get("otp-pepper") == "v1"
+    clock.now += 10
+    assert store.get("otp-pepper") == "v2"
+
+
+def reject_bad(value: str) -> None:
+    if value.startswith("bad"):
+        raise ValueError("expected a good value")
+
+
+def test_a_value_that_does_not_parse_is_unavailable_and_never_shown():
+    store = make_store(FakeClient(jwt_signing_keys="bad-private-material"), validators={"jwt-signing-keys": reject_bad})
+    with pytest.raises(SecretUnavailable) as info:
+        store.get("jwt-signing-keys")
+    assert info.value.reason == "malformed: expected a good value"
+    assert "private-material" not in str(info.value)
+    assert store.check(["jwt-signing-keys"]) == {"jwt-signing-keys": "malformed: expected a good value"}
+
+
+def test_a_new_value_that_does_not_parse_keeps_the_last_good_one(caplog):
+    clock = Clock()
+    client = FakeClient(jwt_signing_keys=["good-1", "bad-2", "bad-2", "good-3"])
+    store = make_store(client, clock, refresh_seconds=60, failure_retry_seconds=10,
+                       validators={"jwt-signing-keys": reject_bad})
+    assert store.get("jwt-signing-keys") == "good-1"
+    clock.now += 60
+    with caplog.at_level(logging.WARNING, logger="otplogin.secrets"):
+        assert store.get("jwt-signing-keys") == "good-1"
+    assert "malformed" in caplog.text and "bad-2" not in caplog.text
+    # Served, but not healthy: an instance starting now would have no value at all.
+    clock.now += 10
+    assert store.check(["jwt-signing-keys"]) == {
+        "jwt-signing-keys": "malformed: expected a good value (serving the previous value)"
+    }
+    clock.now += 10
+    assert store.get("jwt-signing-keys") == "good-3"
+    assert store.check(["jwt-signing-keys"]) == {"jwt-signing-keys": "ok"}
+
+
+def test_a_validator_bug_is_reported_by_type_only():
+    def broken(value: str) -> None:
+        raise KeyError(value)
+
+    store = make_store(FakeClient(otp_pepper="do-not-leak-me"), validators={"otp-pepper": broken})
+    with pytest.raises(SecretUnavailable) as info:
+        store.get("otp-pepper")
+    assert info.value.reason == "malformed (KeyError)"

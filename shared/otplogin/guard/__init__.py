@@ -211,7 +211,7 @@ class SendGuard:
         writes: dict[str, Any] = {path: merge for path, merge, _ in bumps}
         writes[taken[0]] = taken[1]
         ticket = {
-            "trust": trust, "range": p.range.id, "country": p.range.country, "client": p.client,
+            "trust": trust, "range": p.range.id, "country": p.range.country, "client": p.client, "phone": p.phone_key,
             "bumps": [f"{path}|{f}" for path, _, f in bumps], "budget": taken[0],
         }  # fmt: skip
         return Verdict(None, writes, ticket, trust)
@@ -261,12 +261,13 @@ class SendGuard:
             writes |= give_back([ticket["budget"]], {"n": 1})
         return writes
 
-    def verified(self, ticket: Mapping[str, Any] | None, phone_key: str, now: float) -> dict[str, Any]:
-        """Writes for a verified code: the phone becomes known, its range, country and client earn credit."""
+    def verified(self, ticket: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
+        """Writes for a verified code: its phone (by HMAC, from the send's ticket) becomes known,
+        its range, country and client earn credit."""
         if not ticket or ticket.get("wall") or not self.settings.guard_enabled:
             return {}
         writes: dict[str, Any] = {
-            self.known_path(phone_key): store.Merge(
+            self.known_path(str(ticket["phone"])): store.Merge(
                 {"verified_at": now, "expires_at": timestamp(now + self.settings.guard_known_days * DAY)}
             )
         }

@@ -8,6 +8,7 @@ Channel = Literal["sms", "whatsapp"]
 
 
 class SmsSender(Protocol):
-    """Delivers one message or raises `otplogin.errors.DeliveryError`."""
+    """Delivers one message, or raises `otplogin.errors.DeliveryRejected` when it certainly
+    was not sent and `otplogin.errors.DeliveryError` when it may have been."""
 
     def send(self, to: str, body: str, channel: Channel) -> None: ...

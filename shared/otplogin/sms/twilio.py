@@ -3,9 +3,13 @@
 Only this module imports `twilio`, so functions that never send (verify_otp)
 need neither the SDK nor its import time.
 
-Errors: every failure (a 4xx/5xx answer including 429, a refused connection,
-a timeout, an unreadable answer) becomes `DeliveryError` with a short message
-naming the HTTP status and Twilio error code only. Twilio's own error text can
+Errors: every failure becomes `DeliveryError` with a short message naming the
+HTTP status and Twilio error code only. Only a definite refusal is
+`DeliveryRejected` (not sent, nothing billed): a 4xx answer (including 429),
+a connection that was never made, a recipient refused locally. A 5xx, a read
+timeout, a connection dropped after the request went out, or an unreadable
+2xx may follow an accepted (and billed) message, so they stay plain
+`DeliveryError` and the caller keeps the send's quota. Twilio's own error text can
 quote the recipient (error 21211: "The 'To' number +243... is not a valid
 phone number"), and request exceptions quote the URL (which holds the account
 SID), so neither is ever copied into the message, and the SDK exception is not
@@ -26,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import urllib3
 from twilio.base.exceptions import (
     TwilioException,
     TwilioRestException,
@@ -35,10 +40,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from otplogin.errors import DeliveryError, SecretUnavailable
+from otplogin.errors import DeliveryError, DeliveryRejected, SecretUnavailable
 from otplogin.sms import Channel
 
 __all__ = [
+    "ACCOUNT_SID_PATTERN",
     "SECRET_ACCOUNT_SID",
     "SECRET_AUTH_TOKEN",
     "SECRET_SENDER",
@@ -58,7 +64,7 @@ _SDK_LOGGER.setLevel(logging.WARNING)
 # https://api.twilio.com, or a regional / edge host such as
 # https://api.dublin.ie1.twilio.com: all are sent to `api_base` in tests.
 _TWILIO_API = re.compile(r"^https://api(?:\.[a-z0-9-]+)*\.twilio\.com(?=/|$)")
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+ACCOUNT_SID_PATTERN = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _WHATSAPP = "whatsapp:"
 
 # The SDK reads TWILIO_EDGE / TWILIO_REGION (and credentials) from
@@ -128,7 +134,7 @@ class TwilioSender:
         if not to.strip():
             # Twilio answers 21604 ("A 'To' phone number is required"); the
             # Prism mock accepts an empty `To`, so refuse it here, unsent.
-            raise DeliveryError(f"twilio {channel}: no recipient")
+            raise DeliveryRejected(f"twilio {channel}: no recipient")
         if channel == "sms":
             from_, to_ = self._sender, to
         elif channel == "whatsapp":
@@ -138,14 +144,35 @@ class TwilioSender:
         try:
             self._client.messages.create(to=to_, from_=from_, body=body)
         except (TwilioRestException, TwilioServiceException) as exc:
-            raise DeliveryError(_describe(channel, exc.status, exc.code)) from None
+            error = DeliveryRejected if _is_refusal(exc.status) else DeliveryError
+            raise error(_describe(channel, exc.status, exc.code)) from None
+        except requests.ConnectTimeout:  # before requests.Timeout: no connection, nothing sent
+            raise DeliveryRejected(f"twilio {channel}: connection failed (timeout)") from None
         except requests.Timeout:
             raise DeliveryError(f"twilio {channel}: no answer within {self.timeout:g} s (timeout)") from None
-        except requests.ConnectionError:
-            raise DeliveryError(f"twilio {channel}: connection failed") from None
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise DeliveryRejected(f"twilio {channel}: connection failed") from None
+            raise DeliveryError(f"twilio {channel}: connection lost before an answer") from None
         except (requests.RequestException, TwilioException, ValueError) as exc:
-            # ValueError: a 2xx answer that is not JSON.
+            # ValueError: a 2xx answer that is not JSON (so probably accepted).
             raise DeliveryError(f"twilio {channel}: request failed ({type(exc).__name__})") from None
+
+
+def _is_refusal(status: Any) -> bool:
+    """Twilio answers 4xx only when it did not take the message (bad number, auth, 429)."""
+    return isinstance(status, int) and 400 <= status < 500
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the request could not have left: refused, unresolvable, TLS handshake failed.
+
+    requests wraps urllib3's reason in a MaxRetryError (retries are off: one attempt)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return True
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 def _describe(channel: str, status: Any, code: Any) -> str:
@@ -169,7 +196,7 @@ def sender_from_secrets(get_secret: Callable[[str], str], api_base: str | None) 
         if not value:
             raise SecretUnavailable(secret_id, "empty")
         values[secret_id] = value
-    if not _ACCOUNT_SID.match(values[SECRET_ACCOUNT_SID]):
+    if not ACCOUNT_SID_PATTERN.match(values[SECRET_ACCOUNT_SID]):
         malformed = "not an account SID (AC followed by 32 hex digits)"
         raise SecretUnavailable(SECRET_ACCOUNT_SID, malformed)
     return TwilioSender(
