@@ -138,13 +138,23 @@ def verify_otp(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict:
 
 
 def _send_paths(prefix: str, phone: str, ip: str, hour: int) -> dict:
+    """The documents a send reads and writes (otplogin.guard's, at its default 4 counter shards)."""
     key = hashlib.sha256(phone.encode()).hexdigest()[:40]
-    ip_key = hashlib.sha256(ip.encode()).hexdigest()[:40]
+    ip_key = hashlib.sha256(ip.encode()).hexdigest()[:32]
+    c = f"{prefix}_counters"
+
+    def window(name: str) -> list[str]:
+        return [f"{c}/{name}:{h}:{s}" for h in (hour, hour - 1) for s in range(4)]
+
+    counters = {"client": window(f"client:{ip_key}"), "range": window(f"range:CD-vodacom-{phone[4:8]}"),
+                "country": window("country:CD")}
     return {
         "code": f"{prefix}_codes/{key}",
-        "phone": f"{prefix}_counters/send_phone:{key}",
-        "ip": f"{prefix}_counters/send_ip:{ip_key}",
-        "shards": [f"{prefix}_counters/send_global:{hour}:{s}" for s in range(8)],
+        "phone": f"{c}/send_phone:{key}",
+        "reads": [f"{c}/known:{key}", *counters["client"], *counters["range"], *counters["country"],
+                  *[f"{c}/pool:known:{hour}:{s}" for s in range(8)]],
+        "shards": [f"{c}/pool:new:CD:{hour}:{s}" for s in range(8)],
+        "bumps": [counters["client"][0], counters["range"][0], counters["country"][0]],
     }
 
 
@@ -164,17 +174,18 @@ def send_otp(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict:
 
     def bare_floor(i: int) -> None:
         p = _send_paths("bare", floor_phones[i], ips[i], hour)
-        read = [p["code"], p["phone"], p["ip"], *p["shards"]]
+        read = [p["code"], p["phone"], *p["reads"], *p["shards"]]
         writes = {p["code"]: {"state": "active", "attempts": 0}, p["phone"]: {"events": [1.0]},
-                  p["ip"]: {"events": [1.0]}, p["shards"][i % 8]: {"count": i}}
+                  p["shards"][i % 8]: {"n": i}, **{b: {"u": i} for b in p["bumps"]}}
         bare.read_commit(read, writes)
         bare.twilio_send(floor_phones[i], TEXT)
 
     times, rpcs = _interleave(n, warmup, {"function": function, "floor": floor, "bare_floor": bare_floor})
     result = _result("send_otp", times, rpcs, warmup, ("bare_floor",))
     result["floor_definition"] = (
-        "functions-framework function doing one BatchGetDocuments of the 11 documents a send reads, one Commit "
-        "of the 4 it writes (guarded update or create) and one twilio SDK messages.create to Prism"
+        "functions-framework function doing one BatchGetDocuments of the 43 documents a send reads (code, phone "
+        "window, the send guard's marker, counters and budget shards), one Commit of the 6 it writes (guarded "
+        "updates or creates, three merged increments) and one twilio SDK messages.create to Prism"
     )
     return result
 

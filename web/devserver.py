@@ -8,6 +8,9 @@
 Routes (GET and HEAD only):
 - `/` and the files of web/site/ (no directory listing, nothing outside web/site/);
 - `/config.json`: the function URLs the page calls, and whether the dev outbox exists;
+- `/vendor/altcha/...`: the ALTCHA widget (npm `altcha`, pinned in package.json) for the send
+  guard's challenge: its CSP-friendly external build, stylesheet and PBKDF2/SHA workers, read
+  from node_modules (a deployed copy of the page ships those four files under vendor/altcha/);
 - `/dev/outbox?phone=+243812345678` (local mode only: `outbox_emulator` given): the codes
   the development SMS sink recorded for that phone, newest first. `*` in `phone` matches
   one character, so the masked `phone_hint` of a second factor (`+243*******79`) works.
@@ -35,6 +38,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 SITE = Path(__file__).resolve().parent / "site"
+ALTCHA_DIST = Path(__file__).resolve().parents[1] / "node_modules" / "altcha" / "dist"
+VENDOR = {  # URL path -> (file under ALTCHA_DIST, content type): these and nothing else
+    "/vendor/altcha/altcha.js": ("external/altcha.js", "text/javascript"),
+    "/vendor/altcha/altcha.css": ("external/altcha.css", "text/css"),
+    "/vendor/altcha/workers/pbkdf2.js": ("workers/pbkdf2.js", "text/javascript"),
+    "/vendor/altcha/workers/sha.js": ("workers/sha.js", "text/javascript"),
+}
 FUNCTIONS = ("send_otp", "verify_otp", "login")
 CODE_RE = re.compile(r"\b(\d{6,10})\b")
 
@@ -169,6 +179,8 @@ class _Handler(SimpleHTTPRequestHandler):
             self._json(HTTPStatus.OK, self.site.config(), head)
         elif path == "/dev/outbox":
             self._outbox(head)
+        elif path in VENDOR:
+            self._vendor(path, head)
         elif head:
             super().do_HEAD()
         else:
@@ -195,6 +207,20 @@ class _Handler(SimpleHTTPRequestHandler):
             self._json(HTTPStatus.BAD_GATEWAY, {"error": f"could not read the emulator: {exc}"}, head)
             return
         self._json(HTTPStatus.OK, {"phone": phone, "messages": messages}, head)
+
+    def _vendor(self, path: str, head: bool) -> None:
+        name, content_type = VENDOR[path]
+        try:
+            body = (ALTCHA_DIST / name).read_bytes()
+        except OSError:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "the ALTCHA widget is not installed (npm ci)"}, head)
+            return
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
 
     def list_directory(self, path: Any) -> None:  # no directory listings
         self.send_error(HTTPStatus.NOT_FOUND)

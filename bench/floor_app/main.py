@@ -7,11 +7,13 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
 - verify_otp: one BatchGetDocuments of the documents the body names, then one
   Commit updating the first of them with a `last_update_time` precondition
   (the optimistic read-check-write the library uses in place of a transaction).
-- send_otp: one BatchGetDocuments of the 11 documents a send reads (code,
-  phone window, IP window, 8 global shards), one Commit of the 4 it writes
-  (creates for absent documents, guarded updates for present ones), then one
-  Twilio `messages.create` with the twilio SDK, pointed at Prism as the tests
-  point it.
+- send_otp: one BatchGetDocuments of the documents a send reads (code, phone
+  window, and the send guard's: known-phone marker, client, range and country
+  counters of this hour and the last, the budget shards), one Commit of what it
+  writes (the code and phone window as creates or guarded updates, a budget
+  shard guarded, three counter increments merged without a precondition), then
+  one Twilio `messages.create` with the twilio SDK, pointed at Prism as the
+  tests point it.
 - login: one BatchGetDocuments of the user and the 3 lockout documents and one
   Commit of those 3 (the attempt reserved before the hash), one Argon2id
   verification of the password against the user's `password_hash`, then one
@@ -112,7 +114,7 @@ def verify_otp(request):
 
 @functions_framework.http
 def send_otp(request):
-    """Body: {"code", "phone", "ip": paths, "shards": [paths], "to", "text"}."""
+    """Body: {"code", "phone", "reads": [paths], "shards": [paths], "bumps": [paths], "to", "text"}."""
     import random
     import time
     from datetime import UTC, datetime
@@ -122,18 +124,17 @@ def send_otp(request):
     db = state["db"]
     now = time.time()
     expires = datetime.fromtimestamp(now + 3600, tz=UTC)
-    read = [body["code"], body["phone"], body["ip"], *body["shards"]]
+    read = [body["code"], body["phone"], *body["reads"], *body["shards"]]
     snaps = {s.reference.path: s for s in db.get_all([db.document(p) for p in read])}
     shard = random.choice(body["shards"])  # noqa: S311
-    count = (snaps[shard].to_dict() or {}).get("count", 0) if snaps[shard].exists else 0
+    count = (snaps[shard].to_dict() or {}).get("n", 0) if snaps[shard].exists else 0
     writes = {
         body["code"]: {
             "code_hash": "0" * 64, "state": "active", "attempts": 0, "expires_at": expires, "resend_at": now + 60,
             "channel": "sms", "purpose": "phone", "subject": None, "send_id": "0" * 16, "previous": None,
         },
         body["phone"]: {"events": [now], "expires_at": expires},
-        body["ip"]: {"events": [now], "expires_at": expires},
-        shard: {"count": count + 1, "expires_at": expires},
+        shard: {"n": count + 1, "expires_at": expires},
     }
     batch = db.batch()
     for path, data in writes.items():
@@ -142,6 +143,8 @@ def send_otp(request):
             batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
         else:
             batch.create(db.document(path), data)
+    for path in body["bumps"]:
+        batch.set(db.document(path), {"u": firestore.Increment(1), "expires_at": expires}, merge=True)
     batch.commit()
     state["twilio"].messages.create(to=body["to"], from_=state["secrets"]["twilio-sender"], body=body["text"])
     return {"ok": True}, 202

@@ -9,10 +9,11 @@
 See `otplogin_client.client` for the retry policy and `otplogin_client.errors` for the errors.
 """
 
-from otplogin_client.client import Client
+from otplogin_client.client import Client, solve_altcha
 from otplogin_client.errors import (
     AccountLocked,
     ApiError,
+    ChallengeRequired,
     ClientError,
     CodeExpired,
     CountryNotAllowed,
@@ -39,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccountLocked",
     "ApiError",
+    "ChallengeRequired",
     "Client",
     "ClientError",
     "CodeExpired",
@@ -65,4 +67,5 @@ __all__ = [
     "UnexpectedResponse",
     "UnsupportedMediaType",
     "User",
+    "solve_altcha",
 ]

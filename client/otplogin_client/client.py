@@ -29,7 +29,7 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from otplogin_client.errors import Timeout, TransportError, UnexpectedResponse, error_for
 from otplogin_client.models import Function, Health, LoginResult, SecondFactorRequired, SendResult, Token, User
 
-__all__ = ["Client"]
+__all__ = ["Client", "solve_altcha"]
 
 T = TypeVar("T")
 
@@ -91,13 +91,27 @@ class Client:
         return cls(f"{base}/send_otp", f"{base}/verify_otp", f"{base}/login", **options)
 
     # -- the functions -----------------------------------------------------------------
-    def send_otp(self, phone: str, channel: str = "sms", locale: str | None = None) -> SendResult:
+    def send_otp(
+        self,
+        phone: str,
+        channel: str = "sms",
+        locale: str | None = None,
+        *,
+        altcha: str | None = None,
+        attestation: str | None = None,
+    ) -> SendResult:
         """Text a one-time code to `phone` (E.164) by "sms" or "whatsapp", in `locale` ("fr", "en").
 
-        Raises InvalidPhone, CountryNotAllowed, RateLimited (`retry_after`, `limit`),
-        SmsDeliveryFailed (call again at once, or after its `retry_after`), Unavailable, InvalidRequest.
+        After ChallengeRequired, call again with `altcha` (the solved challenge's payload,
+        see `solve_altcha`) or `attestation` (an app attestation token).
+
+        Raises InvalidPhone, CountryNotAllowed, ChallengeRequired (`altcha_challenge`, `limit`),
+        RateLimited (`retry_after`, `limit`), SmsDeliveryFailed (call again at once, or after
+        its `retry_after`), Unavailable, InvalidRequest.
         """
-        body = _drop_none({"phone": phone, "channel": channel, "locale": locale})
+        body = _drop_none(
+            {"phone": phone, "channel": channel, "locale": locale, "altcha": altcha, "attestation": attestation}
+        )
         data = self._call("POST", self.urls["send_otp"], body, _Retry.UNSENT)
         return _build(lambda: SendResult(expires_in=int(data["expires_in"]), resend_after=int(data["resend_after"])), data)
 
@@ -236,6 +250,23 @@ class Client:
             return
         ceiling = min(self.max_retry_wait, self.backoff * 2**attempt)
         self._sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter, not a secret
+
+
+def solve_altcha(challenge: Mapping[str, Any], timeout: float = 60.0) -> str:
+    """Solve an ALTCHA challenge (`ChallengeRequired.altcha_challenge`); the payload for `send_otp(altcha=)`.
+
+    Needs the `altcha` package (`pip install otplogin-client[altcha]`). A browser uses the
+    ALTCHA widget instead. Costs the CPU the server asked for: that is the point."""
+    try:
+        from altcha import Challenge, Payload, solve_challenge
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise RuntimeError("solve_altcha needs the altcha package: pip install otplogin-client[altcha]") from exc
+    parsed = Challenge.from_dict(dict(challenge))
+    solution = solve_challenge(parsed, timeout=timeout)
+    if solution is None:
+        raise RuntimeError(f"the ALTCHA challenge was not solved within {timeout} s")
+    payload: str = Payload(parsed, solution).to_base64()
+    return payload
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "AccountLocked",
     "ApiError",
+    "ChallengeRequired",
     "ClientError",
     "CodeExpired",
     "CountryNotAllowed",
@@ -156,6 +157,34 @@ class RateLimited(ApiError):
         return value if isinstance(value, str) else None
 
 
+class ChallengeRequired(ApiError):
+    """A send limit would refuse, but a passed challenge lets the send through.
+
+    Solve `altcha_challenge` (with the ALTCHA widget, or `otplogin_client.solve_altcha`)
+    and call `send_otp` again with `altcha=` the payload; or, where `attestation_accepted`,
+    pass an app attestation token as `attestation=`. `limit` names the limit.
+    """
+
+    code = "challenge_required"
+
+    @property
+    def limit(self) -> str | None:
+        value = self.data.get("limit")
+        return value if isinstance(value, str) else None
+
+    @property
+    def altcha_challenge(self) -> dict[str, Any] | None:
+        """The ALTCHA challenge (protocol v2: `parameters`, `signature`), or None if not offered."""
+        offer = self.data.get("challenge")
+        value = offer.get("altcha") if isinstance(offer, dict) else None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def attestation_accepted(self) -> bool:
+        offer = self.data.get("challenge")
+        return isinstance(offer, dict) and offer.get("attestation") is True
+
+
 class InvalidCode(ApiError):
     """A wrong code; `attempts_remaining` more guesses are allowed for it."""
 
@@ -207,7 +236,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
     cls.code: cls
     for cls in (
         InvalidRequest, InvalidPhone, CountryNotAllowed, NotFound, MethodNotAllowed, PayloadTooLarge,
-        UnsupportedMediaType, RateLimited, InvalidCode, CodeExpired, TooManyAttempts, InvalidCredentials,
+        UnsupportedMediaType, RateLimited, ChallengeRequired, InvalidCode, CodeExpired, TooManyAttempts, InvalidCredentials,
         AccountLocked, SmsDeliveryFailed, Unavailable, InternalError,
     )
 }  # fmt: skip

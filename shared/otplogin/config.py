@@ -30,6 +30,28 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
 def _list(env: Mapping[str, str], name: str, default: str = "") -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, default).split(",") if item.strip())
 
@@ -44,15 +66,6 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
         if not _ORIGIN.match(origin):
             raise ConfigError(f"CORS_ALLOWED_ORIGINS entries look like https://app.example.com, got {origin!r}")
     return origins
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "false", "0"):
-        return False
-    if raw in ("true", "1"):
-        return True
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 # Ranges set aside for fiction, which no subscriber can hold: Ofcom's drama mobile range
@@ -93,6 +106,26 @@ def _test_numbers(env: Mapping[str, str], code_length: int, *, emulator: bool) -
     return numbers, True
 
 
+def _country_shares(env: Mapping[str, str], countries: frozenset[str]) -> dict[str, int]:
+    """`GUARD_COUNTRY_SHARES="CD=60,MA=40"`: each country's percent of the new-number budget (default: equal)."""
+    items = _list(env, "GUARD_COUNTRY_SHARES")
+    if not items:
+        return {c: 100 // max(1, len(countries)) for c in sorted(countries)}
+    shares: dict[str, int] = {}
+    for item in items:
+        country, _, percent = item.partition("=")
+        country = country.strip().upper()
+        if country not in countries or not percent.strip().isdigit():
+            raise ConfigError("GUARD_COUNTRY_SHARES entries look like CD=60, for allowed countries only")
+        shares[country] = int(percent)
+    if sum(shares.values()) > 100:
+        raise ConfigError("GUARD_COUNTRY_SHARES must add up to at most 100")
+    return shares
+
+
+_CHALLENGES = ("altcha", "attestation")
+
+
 @dataclass(frozen=True)
 class Settings:
     project: str
@@ -117,6 +150,34 @@ class Settings:
     sends_global_per_hour: int = 1000
     test_numbers: Mapping[str, str] = field(default_factory=dict)
     test_numbers_in_production: bool = False
+    # Client addresses: how many proxies in front append to X-Forwarded-For (1 = Cloud Run's own front end).
+    trusted_proxy_hops: int = 1
+    # Send guard (otplogin.guard; docs/runbook.md "Send guard"). Off: the plain walls of the
+    # per-IP and project-wide caps, kept as a control.
+    guard_enabled: bool = True
+    guard_range_block_digits: int = 5  # a range is a block of 10**5 numbers (never shorter than the NDC)
+    guard_known_days: int = 30  # a phone verified this recently is "known"
+    guard_known_share_percent: int = 30  # of the project cap, reserved for known phones
+    guard_proven_share_percent: int = 20  # of the project cap, reserved for sends that passed a challenge
+    guard_country_shares: Mapping[str, int] = field(default_factory=dict)  # percent of the rest, by country
+    guard_range_free_per_hour: int = 8  # unverified sends a range gets before it must convert
+    guard_range_sends_per_verify: float = 1.5
+    guard_range_cap_percent: int = 10  # of the project cap: most one range may take in an hour
+    guard_country_free_per_hour: int = 20
+    guard_country_sends_per_verify: float = 1.25
+    guard_client_free_per_hour: int = 5  # sends an address gets before its codes must be verified
+    guard_client_sends_per_verify: float = 2.0
+    guard_client_max_per_hour: int = 2000
+    guard_proven_client_factor: int = 4  # a client's allowance is this much larger for challenge-passed sends
+    guard_counter_shards: int = 4
+    guard_challenges: frozenset[str] = frozenset()  # "altcha", "attestation"
+    guard_altcha_algorithm: str = "PBKDF2/SHA-256"
+    guard_altcha_cost: int = 1000
+    guard_altcha_max_counter: int = 2000
+    guard_challenge_ttl_seconds: int = 600
+    guard_attestation_jwks_url: str | None = None
+    guard_attestation_issuer: str | None = None
+    guard_attestation_audience: str | None = None
     # Tokens
     jwt_issuer: str = "otplogin"
     jwt_audience: str = "otplogin-clients"
@@ -150,6 +211,16 @@ class Settings:
         # Emulator mode as the dev SMS sink defines it: an emulator host and a `demo-` project.
         emulator = bool(env.get("FIRESTORE_EMULATOR_HOST")) and project.startswith("demo-")
         test_numbers, test_numbers_in_production = _test_numbers(env, code_length, emulator=emulator)
+        challenges = frozenset(c.lower() for c in _list(env, "GUARD_CHALLENGES"))
+        if not challenges <= set(_CHALLENGES):
+            raise ConfigError(f"GUARD_CHALLENGES is a list of {', '.join(_CHALLENGES)}, got {sorted(challenges)}")
+        jwks_url = env.get("GUARD_ATTESTATION_JWKS_URL") or None
+        if "attestation" in challenges and not (jwks_url and env.get("GUARD_ATTESTATION_AUDIENCE")):
+            raise ConfigError("GUARD_CHALLENGES=attestation needs GUARD_ATTESTATION_JWKS_URL and GUARD_ATTESTATION_AUDIENCE")
+        known = _int(env, "GUARD_KNOWN_SHARE_PERCENT", 30, 0, 90)
+        proven = _int(env, "GUARD_PROVEN_SHARE_PERCENT", 20, 0, 90)
+        if known + proven > 90:
+            raise ConfigError("GUARD_KNOWN_SHARE_PERCENT + GUARD_PROVEN_SHARE_PERCENT must leave at least 10 for new numbers")
         return cls(
             project=project,
             firestore_emulator=env.get("FIRESTORE_EMULATOR_HOST") or None,
@@ -169,6 +240,31 @@ class Settings:
             sends_global_per_hour=_int(env, "OTP_SENDS_GLOBAL_PER_HOUR", 1000, 1, 10_000_000),
             test_numbers=test_numbers,
             test_numbers_in_production=test_numbers_in_production,
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 1, 1, 10),
+            guard_enabled=_bool(env, "GUARD_ENABLED", True),
+            guard_range_block_digits=_int(env, "GUARD_RANGE_BLOCK_DIGITS", 5, 2, 8),
+            guard_known_days=_int(env, "GUARD_KNOWN_DAYS", 30, 1, 365),
+            guard_known_share_percent=known,
+            guard_proven_share_percent=proven,
+            guard_country_shares=_country_shares(env, countries),
+            guard_range_free_per_hour=_int(env, "GUARD_RANGE_FREE_PER_HOUR", 8, 0, 100_000),
+            guard_range_sends_per_verify=_float(env, "GUARD_RANGE_SENDS_PER_VERIFY", 1.5, 1.0, 100.0),
+            guard_range_cap_percent=_int(env, "GUARD_RANGE_CAP_PERCENT", 10, 1, 100),
+            guard_country_free_per_hour=_int(env, "GUARD_COUNTRY_FREE_PER_HOUR", 20, 0, 1_000_000),
+            guard_country_sends_per_verify=_float(env, "GUARD_COUNTRY_SENDS_PER_VERIFY", 1.25, 1.0, 100.0),
+            guard_client_free_per_hour=_int(env, "GUARD_CLIENT_FREE_PER_HOUR", 5, 0, 100_000),
+            guard_client_sends_per_verify=_float(env, "GUARD_CLIENT_SENDS_PER_VERIFY", 2.0, 1.0, 100.0),
+            guard_client_max_per_hour=_int(env, "GUARD_CLIENT_MAX_PER_HOUR", 2000, 1, 10_000_000),
+            guard_proven_client_factor=_int(env, "GUARD_PROVEN_CLIENT_FACTOR", 4, 1, 1000),
+            guard_counter_shards=_int(env, "GUARD_COUNTER_SHARDS", 4, 1, 64),
+            guard_challenges=challenges,
+            guard_altcha_algorithm=env.get("GUARD_ALTCHA_ALGORITHM", "PBKDF2/SHA-256"),
+            guard_altcha_cost=_int(env, "GUARD_ALTCHA_COST", 1000, 1, 1_000_000),
+            guard_altcha_max_counter=_int(env, "GUARD_ALTCHA_MAX_COUNTER", 2000, 1, 10_000_000),
+            guard_challenge_ttl_seconds=_int(env, "GUARD_CHALLENGE_TTL_SECONDS", 600, 30, 3600),
+            guard_attestation_jwks_url=jwks_url,
+            guard_attestation_issuer=env.get("GUARD_ATTESTATION_ISSUER") or None,
+            guard_attestation_audience=env.get("GUARD_ATTESTATION_AUDIENCE") or None,
             jwt_issuer=env.get("JWT_ISSUER", "otplogin"),
             jwt_audience=env.get("JWT_AUDIENCE", "otplogin-clients"),
             jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 3600, 60, 86400),

@@ -55,6 +55,14 @@ class RateLimited(ApiError):
     code, status, message = "rate_limited", 429, "Too many requests. Try again later."
 
 
+class ChallengeRequired(ApiError):
+    """A send limit would refuse, but a passed challenge lets the send through (otplogin.guard).
+
+    `challenge` carries what is offered (an ALTCHA challenge, attestation); `limit` names the limit."""
+
+    code, status, message = "challenge_required", 403, "Prove this request comes from a person or the app, then ask again."
+
+
 class InvalidCode(ApiError):
     code, status, message = "invalid_code", 401, "The code is not correct."
 

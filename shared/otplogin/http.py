@@ -79,7 +79,7 @@ def handle(
         if request.method != "POST":
             raise MethodNotAllowed(allowed=["GET", "HEAD", "POST", "OPTIONS"])
         body = parse_json_body(request, cfg.max_body_bytes)
-        status, payload = post(body, Context(client_ip=client_ip(request), path=request.path))
+        status, payload = post(body, Context(client_ip=client_ip(request, cfg.trusted_proxy_hops), path=request.path))
         return _json(status, payload, allowed_origin)
     except ApiError as exc:
         if isinstance(exc, PayloadTooLarge):
@@ -180,12 +180,19 @@ def _is_utf8(value: str) -> bool:
     return True
 
 
-def client_ip(request: flask.Request) -> str:
-    """Google's front end appends the caller's address to the right of X-Forwarded-For;
-    anything to its left was written by the caller and cannot be trusted."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    last = forwarded.split(",")[-1].strip()
-    return last or request.remote_addr or "unknown"
+def client_ip(request: flask.Request, trusted_hops: int = 1) -> str:
+    """The caller's address as the last trusted proxy saw it.
+
+    Each proxy appends the address it received the request from to the right of
+    X-Forwarded-For; anything further left was written by the caller and cannot be
+    trusted. Cloud Run's own front end appends one entry (TRUSTED_PROXY_HOPS=1, the
+    rightmost); an external Application Load Balancer appends two (client, then the
+    balancer), so there the caller is the second from the right (TRUSTED_PROXY_HOPS=2)."""
+    hops = max(1, trusted_hops)
+    entries = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",")]
+    # Fewer entries than hops: the request came through fewer proxies; the leftmost is the nearest we have.
+    trusted = entries[-hops] if len(entries) >= hops else entries[0]
+    return trusted or request.remote_addr or "unknown"  # an empty trusted entry: nothing to trust in the header
 
 
 def _json(status: int, payload: dict[str, Any], allowed_origin: str | None, headers: dict[str, str] | None = None) -> flask.Response:

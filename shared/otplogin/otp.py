@@ -26,6 +26,7 @@ from typing import Any, TypeGuard
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
 from otplogin.errors import (
+    ChallengeRequired,
     CodeExpired,
     DeliveryError,
     DeliveryRejected,
@@ -36,7 +37,8 @@ from otplogin.errors import (
     SmsDeliveryUncertain,
     TooManyAttempts,
 )
-from otplogin.limits import ShardedHourlyCounter, SlidingWindow, timestamp
+from otplogin.guard import Pending, Proof, SendGuard, Verdict
+from otplogin.limits import SlidingWindow, timestamp
 from otplogin.sms import Channel, SmsSender
 
 CODES = "otp_codes"
@@ -88,15 +90,15 @@ class SendAttempt:
     """One send's reservation: what its decision reads, and the code document it writes."""
 
     scope: Scope
-    ip_path: str
-    global_paths: tuple[str, ...]
+    guard: Pending  # the send guard's documents and decision
     now: float
     send_id: str
     code_doc: dict[str, Any]
+    verdict: dict[str, Verdict] = dataclasses.field(default_factory=dict)  # the guard's, once decided
 
     @property
     def paths(self) -> list[str]:
-        return [self.scope.code_path, self.scope.send_path, self.ip_path, *self.global_paths]
+        return [self.scope.code_path, self.scope.send_path, *self.guard.paths]
 
 
 def is_channel(value: str) -> TypeGuard[Channel]:
@@ -125,8 +127,8 @@ class OtpService:
         self._make_code = make_code
         self.phone_sends = SlidingWindow("send_phone", settings.sends_per_phone_per_hour)
         self.login_sends = SlidingWindow("send_login", settings.sends_per_phone_per_hour)
-        self.ip_sends = SlidingWindow("send_ip", settings.sends_per_ip_per_hour)
-        self.global_sends = ShardedHourlyCounter("send_global", settings.sends_global_per_hour)
+        # Per-client, per-range and project-wide limits: the send guard (its own module).
+        self.guard = SendGuard(settings, mac=self._mac, pepper=pepper)
         self.phone_failures = SlidingWindow("fail_phone", settings.failures_per_phone_per_hour)
         self.login_failures = SlidingWindow("fail_login", settings.failures_per_phone_per_hour)
         self.ip_failures = SlidingWindow("fail_ip", settings.failures_per_ip_per_hour)
@@ -179,6 +181,7 @@ class OtpService:
         *,
         purpose: str = PHONE,
         subject: str | None = None,
+        proof: Proof | None = None,
     ) -> Sent:
         if not is_channel(channel):
             raise InvalidRequest("channel must be 'sms' or 'whatsapp'.", field="channel")
@@ -195,16 +198,27 @@ class OtpService:
         sender = self._sender()  # before any write: missing provider secrets must not consume a quota
         attempt = SendAttempt(
             scope=scope,
-            ip_path=self.ip_sends.path(self.client_key(client_ip)),
-            global_paths=tuple(self.global_sends.paths(now)),
+            # A login's second factor goes to the account's own phone, never one the caller chose.
+            guard=self.guard.prepare(e164, key, client_ip, now, account=purpose == LOGIN, proof=proof),
             now=now,
             send_id=secrets.token_hex(8),
             code_doc=self._new_code(scope, code, now, channel),
         )
         try:
             store.atomic_update(attempt.paths, lambda docs: self._decide_send(attempt, docs))
-        except RateLimited as exc:
-            log.event("rate_limited", "send refused by a rate limit", severity=logging.WARNING, limit=exc.data["limit"])
+        except (RateLimited, ChallengeRequired) as exc:
+            challenged = isinstance(exc, ChallengeRequired)
+            log.event(
+                "rate_limited",
+                "send answered with a challenge" if challenged else "send refused by a rate limit",
+                severity=logging.WARNING,
+                limit=exc.data["limit"],
+                reason=exc.data["limit"],
+                action="challenge" if challenged else "refuse",
+                country=country,
+                purpose=purpose,
+                **attempt.guard.log_fields(attempt.verdict.get("guard")),
+            )
             raise
         except store.OutcomeUnknown:
             self._undo_send(attempt)  # the reservation may have landed, and no text went out
@@ -230,7 +244,15 @@ class OtpService:
                 raise SmsDeliveryFailed() from None
             # The text may have gone out (and been billed): the code, cooldown and quota stay.
             raise SmsDeliveryUncertain(retry_after=self.settings.resend_cooldown_seconds or None) from None
-        log.event("otp_sent", "code sent", channel=channel, country=country, purpose=purpose, phone=masked)
+        log.event(
+            "otp_sent",
+            "code sent",
+            channel=channel,
+            country=country,
+            purpose=purpose,
+            phone=masked,
+            **attempt.guard.log_fields(attempt.verdict.get("guard")),
+        )
         return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
     def _new_code(self, scope: Scope, code: str, now: float, channel: str) -> dict[str, Any]:
@@ -256,23 +278,21 @@ class OtpService:
         current = docs[scope.code_path]
         if current and current.get("resend_at", 0) > now:
             return store.Plan(_limited("resend_cooldown", math.ceil(current["resend_at"] - now)))
-        for window, path in ((scope.sends, scope.send_path), (self.ip_sends, attempt.ip_path)):
-            wait = window.retry_after(docs[path], now)
-            if wait is not None:
-                return store.Plan(_limited(window.name, wait))
-        shard = self.global_sends.pick(dict(docs), now)
-        if shard is None:
-            return store.Plan(_limited(self.global_sends.name, self.global_sends.retry_after(now)))
+        wait = scope.sends.retry_after(docs[scope.send_path], now)
+        if wait is not None:
+            return store.Plan(_limited(scope.sends.name, wait))
+        verdict = attempt.verdict["guard"] = attempt.guard.decide(docs)
+        if verdict.error is not None:
+            return store.Plan(verdict.error)
         previous = {k: v for k, v in current.items() if k != "previous"} | {"previous": None} if current else None
-        # The code document names its send and shard, so an undo finds exactly what this send took.
-        code_doc = attempt.code_doc | {"send_id": attempt.send_id, "shard": shard, "previous": previous}
+        # The code document names its send and what the guard counted, so an undo finds exactly that.
+        code_doc = attempt.code_doc | {"send_id": attempt.send_id, "guard": verdict.ticket, "previous": previous}
         return store.Plan(
             None,
             {
                 scope.code_path: code_doc,
                 scope.send_path: scope.sends.with_event(docs[scope.send_path], now),
-                attempt.ip_path: self.ip_sends.with_event(docs[attempt.ip_path], now),
-                shard: self.global_sends.incremented(docs[shard], now),
+                **verdict.writes,
             },
         )
 
@@ -291,15 +311,11 @@ class OtpService:
             writes: dict[str, Any] = {
                 scope.code_path: current.get("previous") or store.DELETE,
                 scope.send_path: scope.sends.without_event(docs[scope.send_path], attempt.now, later),
-                attempt.ip_path: self.ip_sends.without_event(docs[attempt.ip_path], attempt.now, later),
             }
-            shard = current.get("shard")
-            if isinstance(shard, str) and shard in docs:
-                writes[shard] = self.global_sends.incremented(docs[shard], attempt.now, by=-1)
-            return store.Plan(None, writes)
+            return store.Plan(None, writes | self.guard.undo(current.get("guard")))
 
         try:
-            store.atomic_update(attempt.paths, decide)
+            store.atomic_update([scope.code_path, scope.send_path], decide)
         except Exception:
             # The error answer still stands; the undelivered code is unknown to anyone.
             logging.getLogger("otplogin").exception("could not undo a send that sent nothing")
@@ -350,7 +366,9 @@ class OtpService:
             if hmac.compare_digest(doc["code_hash"], self._code_hash(scope.key, code)):
                 # Only the fields that change: the guarded update leaves the rest as read (a smaller commit).
                 used = {"state": "used", "code_hash": "", "previous": None}
-                return store.Plan(Verified(None, scope.purpose, scope.subject), {code_path: used})
+                # The guard's credit: the phone becomes known, its range, country and client earn sends.
+                credit = self.guard.verified(doc.get("guard"), now)
+                return store.Plan(Verified(None, scope.purpose, scope.subject), {code_path: used, **credit})
             attempts = doc.get("attempts", 0) + 1
             failures = scope.failures.with_event(docs[failures_path], now)
             client_failures = self.ip_failures.with_event(docs[ip_path], now)

@@ -41,6 +41,23 @@ Docs = Mapping[str, Doc | None]  # what `decide` sees: contents per path, None w
 DELETE = object()  # a write plan value: delete this document
 OP_FIELD = "op_id"  # written with every plan, so a commit whose answer was lost can be recognised
 
+
+@dataclass(frozen=True)
+class Merge:
+    """A write plan value: merge `fields` into the document, creating it if absent, with no
+    precondition. For counters: values made by `increment(n)` add server-side, so concurrent
+    increments never conflict (and never make the batch retry)."""
+
+    fields: dict[str, Any]
+
+
+def increment(n: int) -> Any:
+    """A `Merge` field value that adds `n` to the stored number (absent counts as 0)."""
+    from google.cloud import firestore
+
+    return firestore.Increment(n)
+
+
 _client = None
 _client_lock = threading.Lock()
 
@@ -103,8 +120,8 @@ def reset_client() -> None:
 class Plan(Generic[T]):
     """What `decide` wants: new contents per document path, and the outcome.
 
-    `writes` maps a document path to a dict (create or replace those fields)
-    or `DELETE`. `outcome` is returned after the commit; if it is an exception
+    `writes` maps a document path to a dict (create or replace those fields),
+    `DELETE`, or a `Merge` (merged with no precondition: counters). `outcome` is returned after the commit; if it is an exception
     it is raised after the commit instead, so an error answer (say a counted
     wrong guess) is only given once its write is durable.
     """
@@ -165,6 +182,11 @@ def _commit(db: Any, refs: dict[str, Any], snapshots: dict[str, Any], writes: di
     batch = db.batch()
     for path, data in writes.items():
         ref = refs.get(path) or db.document(path)
+        if isinstance(data, Merge):
+            # Shared counters: not stamped (another request's merge may overwrite the id; the plan's
+            # other documents tell whether the batch landed).
+            batch.set(ref, data.fields, merge=True)
+            continue
         snap = snapshots.get(path)
         stamped = data if data is DELETE else {**data, OP_FIELD: op_id}  # a copy: the plan's dict is the caller's
         if snap is None or not snap.exists:
@@ -182,13 +204,13 @@ def _commit(db: Any, refs: dict[str, Any], snapshots: dict[str, Any], writes: di
 def _landed(db: Any, refs: dict[str, Any], writes: dict[str, Any], op_id: str, timeout: float,
             error: Exception) -> bool:
     """After a lost commit answer: did the batch land? (It is atomic: one written document tells.)"""
-    paths = list(writes)
+    paths = [p for p, data in writes.items() if not isinstance(data, Merge)]
     try:
         snapshots = _read(db, [refs.get(p) or db.document(p) for p in paths], timeout)
     except _REFUSED_ERRORS as exc:
         _unavailable(exc)  # logged: the alert's signal
         raise OutcomeUnknown(retry_after=UNAVAILABLE_RETRY_AFTER) from error
-    written = [p for p, data in writes.items() if data is not DELETE]
+    written = [p for p in paths if writes[p] is not DELETE]
     if written:
         return any(snapshots[p].exists and (snapshots[p].to_dict() or {}).get(OP_FIELD) == op_id for p in written)
     return not any(snapshots[p].exists for p in paths)  # deletes only: gone is what the plan wanted

@@ -2,7 +2,7 @@
 //
 //   node tests/browser/flows.mjs SCENARIO < config.json
 //
-// SCENARIO: otp | wrong_code | login | disallowed_origin. The config (written by
+// SCENARIO: otp | wrong_code | login | challenge | disallowed_origin. The config (written by
 // tests/browser/test_browser.py, which starts the stack on free ports) gives the page's
 // URLs, the phones and accounts to use and where screenshots go. The last line printed
 // is a JSON result ({"ok": true, ...} or {"ok": false, "error": ...}); exit 1 on failure.
@@ -160,6 +160,36 @@ const scenarios = {
       assert.equal(claims.amr, 'otp');
       await shot('token-claims');
       return { code: value, claims };
+    });
+  },
+
+  /** send_otp asks for a challenge: the ALTCHA widget appears, solves it, and the code is sent. */
+  async challenge(config) {
+    return withPage(config, 'challenge', async ({ page, shot }) => {
+      await open(page, config.site, 'en');
+      const otp = page.locator('#otp');
+      await otp.getByLabel('Mobile number').fill(config.challengePhone);
+      const answers = [];
+      page.on('response', async (r) => {
+        if (r.request().method() === 'POST') answers.push(r.status());
+      });
+      await otp.getByRole('button', { name: 'Send code' }).click();
+      await waitText(page.locator('#challenge-status'), /^Many codes are being asked for numbers like yours/);
+      const challengeShown = await page.locator('#challenge altcha-widget').count() === 1;
+      await shot('challenge');
+      const code = otp.getByLabel('Code received');
+      await code.waitFor({ state: 'visible', timeout: 60000 });
+      assert.deepEqual(answers, [403, 202], 'one challenge, then the same send with the solution');
+      assert.equal(await page.locator('#challenge').isHidden(), true, 'the widget is gone once the code is sent');
+      await waitText(page.locator('#send-status'), new RegExp(`^A code was sent to ${escape(config.challengePhone)}`));
+      await shot('code-sent');
+      const value = await outboxCode(config.site, config.challengePhone);
+      await code.fill(value);
+      await otp.getByRole('button', { name: 'Verify' }).click();
+      await page.locator('#otp-result').waitFor({ state: 'visible' });
+      const claims = await claimsOf(page, '#otp-result');
+      await shot('verified');
+      return { code: value, claims, challengeShown };
     });
   },
 

@@ -43,6 +43,7 @@ DEMO = {"email": "demo@example.com", "code": "DEM0001KIN", "phone": "+2438123456
         "address": "12 avenue du Commerce, Kinshasa"}  # fmt: skip
 MFA = {"email": "mfa@example.com", "code": "MFA0001KIN", "phone": "+243812345679"}
 OTP_PHONE, WRONG_CODE_PHONE, BLOCKED_PHONE = "+243812340001", "+243812340002", "+243812340003"
+CHALLENGE_PHONE = "+243899990001"  # block 8999: made to look pumped before the challenge scenario
 
 
 def _playwright_core() -> Path | None:
@@ -90,6 +91,7 @@ class BrowserStack:
             "phone": OTP_PHONE,
             "wrongCodePhone": WRONG_CODE_PHONE,
             "blockedPhone": BLOCKED_PHONE,
+            "challengePhone": CHALLENGE_PHONE,
             "password": self.password,
             "demoEmail": DEMO["email"],
             "demoPhone": DEMO["phone"],
@@ -126,6 +128,8 @@ def browser_stack(browser_tools, firestore_emulator, secret_manager, tmp_path_fa
     allowed_port, other_port = free_port(), free_port()
     env = local_env(firestore_emulator, secret_manager) | {
         "CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{allowed_port}",  # not other_port
+        # The send guard may answer a proof-of-work challenge (cheap here: a test, not a defence).
+        "GUARD_CHALLENGES": "altcha", "GUARD_ALTCHA_COST": "50", "GUARD_ALTCHA_MAX_COUNTER": "200",
     }
     started: list = []
     with pytest.MonkeyPatch.context() as mp:
@@ -186,6 +190,19 @@ def test_password_sign_in_profile_then_second_factor(browser_stack):
     assert result["profile"]["Address"] == DEMO["address"]
     assert result["mfaClaims"]["amr"] == "pwd, otp"
     _screenshots_exist(result, 4)
+
+
+def test_a_challenge_is_solved_by_the_altcha_widget_then_the_code_is_sent(browser_stack):
+    """The number's block has spent its free allowance on codes nobody verified: send_otp asks
+    for a challenge, the page's ALTCHA widget solves it, and the same send goes through."""
+    service = runtime.otp_service()
+    for i in range(service.settings.guard_range_free_per_hour):
+        service.send(f"+2438999900{10 + i}", "sms", "en", f"198.51.100.{i + 1}")
+    result = browser_stack.run("challenge")
+    assert result["code"] == outbox_codes(store.client(), CHALLENGE_PHONE)[-1]
+    assert result["claims"]["sub"] == f"phone:{CHALLENGE_PHONE}"
+    assert result["challengeShown"] is True
+    _screenshots_exist(result, 3)
 
 
 def test_page_from_a_disallowed_origin_is_refused_by_the_browser(browser_stack):

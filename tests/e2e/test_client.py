@@ -102,6 +102,22 @@ def test_typed_errors_mirror_the_error_codes(client):
     assert exc.value.status == 401 and exc.value.message
 
 
+def test_a_challenge_is_solved_and_the_send_goes_through(stack, tmp_path):
+    env = stack | {"GUARD_CHALLENGES": "altcha", "GUARD_RANGE_FREE_PER_HOUR": "0", "GUARD_ALTCHA_COST": "10",
+                   "GUARD_ALTCHA_MAX_COUNTER": "40"}
+    proc = FunctionProcess("send_otp", env, log_path=tmp_path / "send_otp.log").start()
+    try:
+        with api.Client(proc.url, proc.url, proc.url, timeout=20) as c:
+            with pytest.raises(api.ChallengeRequired) as exc:
+                c.send_otp(PHONE)
+            assert exc.value.status == 403 and exc.value.limit == "send_range" and not exc.value.attestation_accepted
+            assert exc.value.altcha_challenge is not None
+            payload = api.solve_altcha(exc.value.altcha_challenge)
+            assert c.send_otp(PHONE, altcha=payload) == api.SendResult(expires_in=300, resend_after=60)
+    finally:
+        proc.stop()
+
+
 def test_password_sign_in_and_second_factor(client):
     users.write_canary(runtime.pii_keyring())
     make_user("ana@example.com", "ANA0001RAB", "+212612345678")

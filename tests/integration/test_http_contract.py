@@ -132,8 +132,8 @@ def test_per_ip_cap_counts_the_real_client_not_the_caller_written_entries(stack,
     from otplogin import runtime
     from tests.support.apps import app_client
 
-    per_ip = 3
-    monkeypatch.setenv("OTP_SENDS_PER_IP_PER_HOUR", str(per_ip))
+    per_ip = 3  # the guard's free allowance of an address whose codes are not verified
+    monkeypatch.setenv("GUARD_CLIENT_FREE_PER_HOUR", str(per_ip))
     monkeypatch.setenv("OTP_SENDS_GLOBAL_PER_HOUR", "100000")
     runtime.reset()
     send = app_client("send_otp")

@@ -393,6 +393,7 @@ class FailingFirestore:
 PASSWORD = "correct horse battery staple"
 PHONE_CD, PHONE_MA = "+243812345678", "+212612345678"
 PHONE_FAIL, PHONE_CAPPED, PHONE_MFA = "+243812345679", "+243812345677", "+243812345670"
+PHONE_G1, PHONE_G2, PHONE_G3 = "+243815550001", "+243815550002", "+243825550003"  # blocks 8155, 8255
 SERVICE = {"send_otp": "send-otp", "verify_otp": "verify-otp", "login": "login"}
 
 
@@ -446,7 +447,10 @@ def captured(firestore_emulator, secret_manager, tmp_path_factory) -> list[dict]
 
         specs = {
             # A project-wide cap of 2 codes an hour (2 shards of 1), reached by this flow's own sends.
-            "send": ("send_otp", env | {"OTP_SENDS_GLOBAL_PER_HOUR": "2"}),
+            "send": ("send_otp", env | {"OTP_SENDS_GLOBAL_PER_HOUR": "2", "GUARD_RANGE_CAP_PERCENT": "100"}),
+            # The send guard with tiny free allowances and the proof-of-work challenge.
+            "send_guard": ("send_otp", env | {"GUARD_CHALLENGES": "altcha", "GUARD_RANGE_FREE_PER_HOUR": "1",
+                                              "GUARD_CLIENT_FREE_PER_HOUR": "1"}),
             "send_twilio": ("send_otp", env | {"SMS_PROVIDER": "twilio", "TWILIO_API_BASE": faulty.base_url}),
             "verify": ("verify_otp", env),
             "login": ("login", env | {"LOGINS_PER_IP_PER_HOUR": "6"}),
@@ -488,6 +492,12 @@ def run_flows(p: dict, other_sm, jwt_keys: str, outbox_codes, store, generate_ke
     assert post(send, {"phone": PHONE_MA, "channel": "whatsapp"}).status_code == 202
     # The project-wide cap (2 an hour on this instance): rate_limited send_global.
     assert post(send, {"phone": PHONE_CAPPED}).json()["error"]["limit"] == "send_global"
+    # The send guard: an unconverted block, then an address whose codes are not verified, each
+    # answered with a challenge (rate_limited, action challenge) instead of a refusal.
+    guard = p["send_guard"]
+    assert post(guard, {"phone": PHONE_G1}, ip="192.0.2.31").status_code == 202
+    assert post(guard, {"phone": PHONE_G2}, ip="192.0.2.32").json()["error"]["limit"] == "send_range"
+    assert post(guard, {"phone": PHONE_G3}, ip="192.0.2.31").json()["error"]["limit"] == "send_ip"
 
     # Verify: wrong, right, used again (code_expired), and an attempt budget spent.
     code = outbox_codes(store.client(), PHONE_CD)[-1]
@@ -589,9 +599,18 @@ def test_label_values_that_alerts_and_the_dashboard_select_are_written_by_the_co
 def test_the_flows_produce_every_reason_limit_and_outcome(captured):
     """The dashboards break these down by label: each value must really occur."""
     assert {"invalid_code", "code_expired", "too_many_attempts"} <= label_values(METRICS["otp_rejected"], captured)["reason"]
-    assert {"resend_cooldown", "send_global", "login_ip"} <= label_values(METRICS["rate_limited"], captured)["limit"]
+    assert {"resend_cooldown", "send_global", "send_range", "send_ip", "login_ip"} <= label_values(
+        METRICS["rate_limited"], captured
+    )["limit"]
     assert {"pii-keyring", "jwt-signing-keys"} <= label_values(METRICS["secret_load_failed"], captured)["secret"]
     assert label_values(METRICS["otp_deliveries"], captured)["outcome"] == {"otp_sent", "otp_delivery_failed"}
+    # Every guard decision names its reason and what was answered; a challenge is never logged itself.
+    guard = [e["jsonPayload"] for e in matching(METRICS["rate_limited"], captured) if "action" in e["jsonPayload"]]
+    assert {(g["reason"], g["action"]) for g in guard} >= {("send_range", "challenge"), ("send_ip", "challenge"),
+                                                           ("send_global", "refuse")}
+    assert all(g["range"] and g["trust"] and "challenge" not in g for g in guard if g["reason"].startswith("send_"))
+    sent = [e["jsonPayload"] for e in matching(METRICS["otp_sent"], captured)]
+    assert {"new", "known"} <= {s.get("trust") for s in sent} and all(s.get("range") for s in sent)
     assert label_values(METRICS["otp_verifications"], captured)["outcome"] == {"otp_verified", "otp_rejected"}
     assert {"phone", "login"} <= label_values(METRICS["otp_sent"], captured)["purpose"]
     assert {"CD", "MA"} <= label_values(METRICS["otp_sent"], captured)["country"]
@@ -603,7 +622,7 @@ def test_event_lines_carry_no_full_phone_or_password(captured):
     events = [e["jsonPayload"] for e in captured if "event" in e.get("jsonPayload", {})]
     assert len(events) > 40
     text = json.dumps(events)
-    for phone in (PHONE_CD, PHONE_MA, PHONE_FAIL, PHONE_MFA):
+    for phone in (PHONE_CD, PHONE_MA, PHONE_FAIL, PHONE_MFA, PHONE_G1, PHONE_G2, PHONE_G3):
         assert phone not in text
     assert PASSWORD not in text
 

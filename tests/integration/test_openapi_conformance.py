@@ -107,6 +107,8 @@ SPEC_REJECTS = [
     ("send_otp", {"phone": "+" + "1" * 32}),
     ("send_otp", {"phone": PHONE, "channel": "pigeon"}),
     ("send_otp", {"phone": PHONE, "locale": "x" * 17}),
+    ("send_otp", {"phone": PHONE, "altcha": 5}),
+    ("send_otp", {"phone": PHONE, "attestation": "x" * 4097}),
     ("verify_otp", {"phone": PHONE}),
     ("verify_otp", {"phone": PHONE, "code": "123"}),
     ("verify_otp", {"phone": PHONE, "code": "12345a"}),
@@ -170,6 +172,27 @@ def test_send_rate_limited(send):
     r = send.post("/", json={"phone": PHONE})
     error = conforms("send_otp", r, 429, "rate_limited")["error"]
     assert error["limit"] == "resend_cooldown" and error["retry_after"] == int(r.headers["Retry-After"])
+
+
+def test_send_challenge_required_then_passed(stack, monkeypatch):
+    """The guard answers a challenge where a limit would refuse; the solved challenge is accepted."""
+    from altcha import Challenge, Payload, solve_challenge
+
+    from otplogin import runtime
+
+    for name, value in {"GUARD_CHALLENGES": "altcha", "GUARD_RANGE_FREE_PER_HOUR": "0", "GUARD_ALTCHA_COST": "10",
+                        "GUARD_ALTCHA_MAX_COUNTER": "40"}.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    send = app_client("send_otp")
+    r = send.post("/", json={"phone": PHONE})
+    error = conforms("send_otp", r, 403, "challenge_required")["error"]
+    assert error["limit"] == "send_range" and "Retry-After" not in r.headers
+    challenge = Challenge.from_dict(error["challenge"]["altcha"])
+    payload = Payload(challenge, solve_challenge(challenge)).to_base64()
+    body = {"phone": PHONE, "altcha": payload}
+    openapi.validate_request("send_otp", "POST", body)
+    conforms("send_otp", send.post("/", json=body), 202)
 
 
 def test_send_delivery_failure_is_502(stack, monkeypatch):

@@ -39,3 +39,23 @@ def test_without_the_header_the_peer_address_counts() -> None:
 
 def test_caller_written_entries_do_not_change_the_client() -> None:
     assert {ip_for(f"{i}.{i}.{i}.{i}, 198.51.100.7") for i in range(1, 50)} == {"198.51.100.7"}
+
+
+def hops_ip(forwarded: str, hops: int) -> str:
+    with APP.test_request_context("/", headers={"X-Forwarded-For": forwarded}, environ_base={"REMOTE_ADDR": "10.9.8.7"}):
+        return client_ip(flask.request, trusted_hops=hops)
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "hops", "expected"),
+    [
+        # An external Application Load Balancer appends the client, then itself.
+        ("spoofed, 198.51.100.7, 35.191.0.1", 2, "198.51.100.7"),
+        ("198.51.100.7, 35.191.0.1", 2, "198.51.100.7"),
+        ("198.51.100.7, 35.191.0.1", 1, "35.191.0.1"),  # the wrong setting: everyone is the balancer
+        ("198.51.100.7", 2, "198.51.100.7"),  # fewer entries than hops: the nearest there is
+    ],
+)
+def test_trusted_proxy_hops_pick_the_entry_the_last_trusted_proxy_wrote(forwarded: str, hops: int, expected: str) -> None:
+    assert hops_ip(forwarded, hops) == expected
+

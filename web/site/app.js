@@ -240,6 +240,74 @@ async function readOutbox(phone, input, statusEl, errorEl) {
   }
 }
 
+// ---------------------------------------------------------------------------- the send guard's challenge
+// send_otp may answer 403 challenge_required with an ALTCHA challenge instead of a refusal: the
+// widget (npm `altcha`, its CSP-friendly "external" build and workers, served under /vendor/altcha/)
+// solves it in web workers, and the same request goes again with the payload.
+const ALTCHA = '/vendor/altcha/';
+let altchaReady = null;
+
+function loadAltcha() {
+  if (!altchaReady) {
+    altchaReady = (async () => {
+      const css = element('link', { rel: 'stylesheet', href: `${ALTCHA}altcha.css` });
+      document.head.append(css);
+      await import(`${ALTCHA}altcha.js`);
+      const worker = (name) => () => new Worker(`${ALTCHA}workers/${name}.js`);
+      for (const bits of ['256', '384', '512']) {
+        globalThis.$altcha.algorithms.set(`PBKDF2/SHA-${bits}`, worker('pbkdf2'));
+        globalThis.$altcha.algorithms.set(`SHA-${bits}`, worker('sha'));
+      }
+      await customElements.whenDefined('altcha-widget');
+    })();
+  }
+  return altchaReady;
+}
+
+/** Solve `challenge` with the widget shown in the form; the payload for send_otp's `altcha`. */
+async function solveChallenge(challenge) {
+  const box = $('challenge');
+  say($('challenge-status'), () => t('otp.challenge'));
+  box.hidden = false;
+  try {
+    await loadAltcha();
+  } catch (e) {
+    throw new Failure('api', { code: 'challenge_required', detail: `ALTCHA widget unavailable (${e.name})` });
+  }
+  const widget = document.createElement('altcha-widget');
+  return new Promise((resolve, reject) => {
+    widget.addEventListener('verified', (ev) => resolve(ev.detail.payload));
+    widget.addEventListener('statechange', (ev) => {
+      if (ev.detail.state === 'error') reject(new Failure('api', { code: 'challenge_required', detail: t('otp.challenge.failed') }));
+    });
+    widget.addEventListener('load', () => {
+      widget.configure({ challenge, language: state.lang, hideFooter: true });
+      widget.verify();
+    });
+    $('challenge-widget').replaceChildren(widget);
+  });
+}
+
+function hideChallenge() {
+  clear($('challenge-status'));
+  $('challenge-widget').replaceChildren();
+  $('challenge').hidden = true;
+}
+
+/** send_otp, passing the challenge it may ask for once. */
+async function sendCode(body) {
+  try {
+    return await post('send_otp', body);
+  } catch (failure) {
+    const altcha = failure.code === 'challenge_required' && failure.data.challenge && failure.data.challenge.altcha;
+    if (!altcha) throw failure;
+    const payload = await solveChallenge(altcha);
+    return post('send_otp', { ...body, altcha: payload });
+  } finally {
+    hideChallenge();
+  }
+}
+
 // ---------------------------------------------------------------------------- phone sign-in
 function wireOtp() {
   const sendForm = $('send-form');
@@ -254,7 +322,7 @@ function wireOtp() {
     const channel = new FormData(sendForm).get('channel') || 'sms';
     await busy($('send-button'), async () => {
       try {
-        const sent = await post('send_otp', { phone, channel, locale: state.lang });
+        const sent = await sendCode({ phone, channel, locale: state.lang });
         state.otpPhone = phone;
         say($('send-status'), () => t('otp.sent', { phone, expires: sent.expires_in, resend: sent.resend_after }));
         sendForm.hidden = true;

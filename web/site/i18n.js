@@ -25,6 +25,8 @@ export const MESSAGES = {
     'otp.send': 'Send code',
     'otp.sent': ({ phone, expires, resend }) =>
       `A code was sent to ${phone}. It is valid for ${duration.en(expires)}; you can ask for a new one in ${duration.en(resend)}.`,
+    'otp.challenge': 'Many codes are being asked for numbers like yours. Your browser runs a short check before the code is sent; no action needed.',
+    'otp.challenge.failed': 'The check could not be completed. Try again.',
     'otp.code': 'Code received',
     'otp.code.help': 'The digits of the message, without spaces.',
     'otp.verify': 'Verify',
@@ -74,6 +76,7 @@ export const MESSAGES = {
         `Codes cannot be sent to numbers of this country${country ? ` (${country})` : ''}.`,
       rate_limited: ({ retry_after }) => `Too many requests. Try again in ${duration.en(retry_after || 60)}.`,
       sms_delivery_failed: () => 'The code could not be delivered. Try again.',
+      challenge_required: () => 'A short check is needed before a code can be sent. Try again.',
       unavailable: () => 'The service is temporarily unavailable. Try again in a moment.',
       invalid_code: ({ attempts_remaining: n }) =>
         n === 0
@@ -105,6 +108,8 @@ export const MESSAGES = {
     'otp.send': 'Envoyer le code',
     'otp.sent': ({ phone, expires, resend }) =>
       `Un code a été envoyé au ${phone}. Il est valable ${duration.fr(expires)} ; vous pourrez en demander un nouveau dans ${duration.fr(resend)}.`,
+    'otp.challenge': "Beaucoup de codes sont demandés pour des numéros comme le vôtre. Votre navigateur fait une courte vérification avant l'envoi du code ; rien à faire.",
+    'otp.challenge.failed': "La vérification n'a pas abouti. Réessayez.",
     'otp.code': 'Code reçu',
     'otp.code.help': 'Les chiffres du message, sans espaces.',
     'otp.verify': 'Vérifier',
@@ -155,6 +160,7 @@ export const MESSAGES = {
         `Les codes ne peuvent pas être envoyés vers les numéros de ce pays${country ? ` (${country})` : ''}.`,
       rate_limited: ({ retry_after }) => `Trop de demandes. Réessayez dans ${duration.fr(retry_after || 60)}.`,
       sms_delivery_failed: () => "Le code n'a pas pu être envoyé. Réessayez.",
+      challenge_required: () => "Une courte vérification est nécessaire avant l'envoi d'un code. Réessayez.",
       unavailable: () => 'Le service est momentanément indisponible. Réessayez dans un instant.',
       invalid_code: ({ attempts_remaining: n }) =>
         n === 0

@@ -1,0 +1,44 @@
+"""Destination ranges: the unit whose conversion (verified / sent) the guard watches.
+
+A range is country + operator + a block of consecutive numbers. The block is
+what a carrier allocates and what a pumping operation rents (international
+premium-rate providers sell blocks of numbers), so its size is what matters,
+not the national destination code (NDC), whose length differs between plans:
+`+243 812 345 678` has a 3-digit NDC (812, Vodacom), `+212 6 12 34 56 78` a
+1-digit one (6). So the prefix is the national number without its last
+`block_digits` digits (default 5: blocks of 100,000 numbers), and never shorter
+than the NDC, so that a range never spans two destination codes. The operator
+comes from `phonenumbers`' carrier metadata (by prefix; number portability
+aside) and is kept for the logs. Real users who share a country and operator
+with a pumped block, but not the block, are never in its range.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import carrier
+
+
+@dataclass(frozen=True)
+class NumberRange:
+    id: str  # "CD-vodacom-8123": country, operator, national prefix (a block, never a full number)
+    country: str
+    operator: str  # "vodacom"; "unknown" when the metadata has none
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "unknown"
+
+
+def number_range(e164: str, block_digits: int = 5) -> NumberRange:
+    number = phonenumbers.parse(e164, None)
+    national = phonenumbers.national_significant_number(number)
+    ndc = phonenumbers.length_of_national_destination_code(number)
+    length = min(len(national), max(ndc, len(national) - block_digits, 1))
+    prefix = national[:length]
+    country = phonenumbers.region_code_for_number(number) or "ZZ"
+    operator = _slug(carrier.name_for_number(number, "en") or "")
+    return NumberRange(id=f"{country}-{operator}-{prefix}", country=country, operator=operator)
