@@ -1,10 +1,11 @@
 # Alert policies: the platform tells the infra team first.
 #
-# One resource over local.alert_policies: each alert is data (its conditions,
-# its documentation and its runbook section), checked by the preconditions of
-# the resource and by tests/terraform/test_monitoring.py. Each policy's
-# documentation says what it means and the first steps; the full procedure is
-# in docs/runbook.md (section `runbook`, linked when var.runbook_url is set).
+# One resource over a map: each alert is data (its conditions, its
+# documentation and its runbook section), checked by the preconditions of the
+# resource, by tests/terraform/test_monitoring.py and by the log contract.
+# Each policy's documentation says what it means and the first steps; the full
+# procedure is in docs/runbook.md (section `runbook`, linked when
+# var.runbook_url is set).
 # Notification channels come from var.alert_notification_channels (create
 # them once in the console or with google_monitoring_notification_channel
 # elsewhere; an empty list still opens incidents in the console).
@@ -17,10 +18,6 @@
 #   built-in Cloud Run metrics         5xx per function (run.googleapis.com/request_count)
 #   built-in Firestore metrics         API errors (firestore.googleapis.com/api/request_count)
 #   uptime checks (monitoring_uptime.tf)  health endpoints (one policy per function there)
-#
-# Every condition is a threshold on the sum of its metric over `period`
-# (ALIGN_SUM, REDUCE_SUM), firing when above `threshold`; a ratio condition
-# also has a denominator_filter over the same period.
 locals {
   # resource.label.service_name of the functions' Cloud Run services.
   service_names_filter = "resource.label.service_name=one_of(${join(", ", [for fn in values(local.functions) : "\"${fn.resource_name}\""])})"
@@ -29,8 +26,16 @@ locals {
   sms_other_countries_filter = length(local.sms_override_countries) == 0 ? "" : (
     " AND NOT metric.label.country=one_of(${join(", ", [for c in local.sms_override_countries : "\"${c}\""])})"
   )
+}
 
-  alert_policies = {
+resource "google_monitoring_alert_policy" "alert" {
+  # Each alert is data: its conditions (each a threshold on the sum of a metric
+  # over `period`, firing above `threshold`; a ratio has a denominator_filter),
+  # its documentation (meaning, first steps) and its runbook section. The map
+  # is literal here, so tests/integration/test_log_contract.py reads every
+  # filter and checks it against the lines the code writes; the preconditions
+  # below validate every entry at plan time.
+  for_each = {
     # --- keys and secrets ---------------------------------------------------------
     pii_key = {
       display_name  = "otplogin: PII key problem (encryption_key_mismatch or undecryptable PII)"
@@ -224,26 +229,26 @@ locals {
       runbook       = "alert-sms-volume-spike-per-country"
       runbook_title = "SMS volume spike per country"
       subject       = "otplogin: unusual SMS volume to one country"
-      # Countries with their own hourly ceiling (at most 5: a policy holds at
-      # most 6 conditions), then every other country, each on its own.
-      conditions = concat(
-        [for country, ceiling in var.alert_sms_hourly_per_country_overrides : {
-          display_name       = "codes sent to ${country} above ${ceiling} in an hour"
-          filter             = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.country=\"${country}\""
-          denominator_filter = null
-          threshold          = ceiling
-          period             = "3600s"
-          group_by           = ["metric.label.country"]
-        }],
-        [{
+      conditions = [
+        {
           display_name       = "codes sent to any other single country above ${var.alert_sms_hourly_per_country} in an hour"
           filter             = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\"${local.sms_other_countries_filter}"
           denominator_filter = null
           threshold          = var.alert_sms_hourly_per_country
           period             = "3600s"
           group_by           = ["metric.label.country"]
-        }],
-      )
+        },
+      ]
+      # Plus one condition per country with its own hourly ceiling (at most 5:
+      # a policy holds at most 6 conditions); the resource fills in $${country}
+      # and $${ceiling}.
+      per_country = {
+        ceilings     = var.alert_sms_hourly_per_country_overrides
+        display_name = "codes sent to $${country} above $${ceiling} in an hour"
+        filter       = "metric.type=\"${local.log_metric_types["otp_sent"]}\" AND resource.type=\"cloud_run_revision\" AND metric.label.country=\"$${country}\""
+        period       = "3600s"
+        group_by     = ["metric.label.country"]
+      }
       content = <<-EOT
       **What it means.** More codes were sent to one country in the last hour than its
       ceiling (`otp_sent` by `country`). Every code is a paid SMS: a sudden rise to one
@@ -382,10 +387,6 @@ locals {
       EOT
     }
   }
-}
-
-resource "google_monitoring_alert_policy" "alert" {
-  for_each = local.alert_policies
 
   project               = var.project_id
   display_name          = each.value.display_name
@@ -425,6 +426,29 @@ resource "google_monitoring_alert_policy" "alert" {
     }
   }
 
+  # One condition per country with its own ceiling (only sms_pumping has any).
+  dynamic "conditions" {
+    for_each = try(each.value.per_country.ceilings, {})
+    content {
+      display_name = replace(replace(each.value.per_country.display_name, "$${country}", conditions.key), "$${ceiling}", tostring(conditions.value))
+      condition_threshold {
+        filter          = replace(each.value.per_country.filter, "$${country}", conditions.key)
+        comparison      = "COMPARISON_GT"
+        threshold_value = conditions.value
+        duration        = "0s"
+        aggregations {
+          alignment_period     = each.value.per_country.period
+          per_series_aligner   = "ALIGN_SUM"
+          cross_series_reducer = "REDUCE_SUM"
+          group_by_fields      = each.value.per_country.group_by
+        }
+        trigger {
+          count = 1
+        }
+      }
+    }
+  }
+
   alert_strategy {
     auto_close = each.value.auto_close
   }
@@ -450,7 +474,7 @@ resource "google_monitoring_alert_policy" "alert" {
     }
     precondition {
       # An alert policy holds 1 to 6 conditions; an AND of one condition is a mistake.
-      condition     = length(each.value.conditions) >= 1 && length(each.value.conditions) <= 6 && (each.value.combiner == "OR" || length(each.value.conditions) > 1)
+      condition     = length(each.value.conditions) >= 1 && length(each.value.conditions) + length(try(each.value.per_country.ceilings, {})) <= 6 && (each.value.combiner == "OR" || length(each.value.conditions) > 1)
       error_message = "alert ${each.key}: 1 to 6 conditions (more than one when the combiner is AND)."
     }
     precondition {

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from tests.terraform import support as tf
-from tools import tf_schema
 
 LIBRARY = tf.REPO / "shared" / "otplogin"
 RUNBOOK = tf.REPO / "docs" / "runbook.md"
@@ -59,36 +58,19 @@ def log_metrics() -> dict:
     return {k: v for k, v in tf.locals_()["log_metrics"].items() if not k.startswith("__")}
 
 
-def object_literals(expression: str) -> list[str]:
-    """The top-level `{...}` object literals of an HCL expression (strings skipped)."""
-    found, depth, start, quoted, escaped = [], 0, 0, False, False
-    for i, char in enumerate(expression):
-        if quoted:
-            escaped, quoted = (False, True) if escaped else (char == "\\", char != '"')
-            continue
-        if char == '"':
-            quoted = True
-        elif char == "{":
-            depth, start = depth + 1, i if depth == 0 else start
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                found.append(expression[start : i + 1])
+def condition_entries(entry: dict) -> list[dict]:
+    """An alert's conditions: its literal list, plus (sms_pumping) the per-country
+    template the resource repeats for each country with its own ceiling."""
+    found = list(entry["conditions"])
+    if "per_country" in entry:
+        template = entry["per_country"]
+        found.append({"filter": template["filter"], "denominator_filter": None, "threshold": "${conditions.value}",
+                      "period": template["period"], "group_by": template["group_by"]})
     return found
 
 
-def condition_entries(entry: dict) -> list[dict]:
-    """An alert's conditions: a literal list, or each object in an expression that builds
-    one (sms_pumping: one condition per country with its own ceiling, then the rest)."""
-    value = entry["conditions"]
-    if isinstance(value, list):
-        return value
-    inner = value[2:-1] if value.startswith("${") else value
-    return [tf_schema.parse_hcl(f"x = {literal}")["x"] for literal in object_literals(inner)]
-
-
 def threshold_view(condition: dict, template: dict) -> dict:
-    """One condition of local.alert_policies, as the alert resource writes its condition_threshold."""
+    """One condition of the alert map, as the alert resource writes its condition_threshold."""
     written = tf.single(template["aggregations"])
     aggregation = {"alignment_period": condition["period"], "per_series_aligner": written["per_series_aligner"],
                    "cross_series_reducer": written["cross_series_reducer"]}
@@ -102,15 +84,23 @@ def threshold_view(condition: dict, template: dict) -> dict:
     return view
 
 
+def alert_map() -> dict[str, dict]:
+    """The alerts as data: the literal map the alert resource iterates over."""
+    entries = tf.resource("google_monitoring_alert_policy", "alert")["for_each"]
+    assert isinstance(entries, dict), "the alert policies are one resource over a literal map"
+    return {k: v for k, v in entries.items() if not k.startswith("__")}
+
+
 def policies() -> dict[str, dict]:
     """Every alert policy as {severity, combiner, notification_channels, documentation,
-    runbook, thresholds}: the entries of local.alert_policies through the one resource
+    runbook, thresholds}: the entries of the alert map through the one resource
     that creates them, and the per-function health policy."""
     alert = tf.resource("google_monitoring_alert_policy", "alert")
-    template = tf.single(tf.single(tf.single(alert["dynamic"])["conditions"]["content"])["condition_threshold"])
+    [listed] = [d["conditions"] for d in alert["dynamic"] if d.get("conditions", {}).get("for_each") == "${each.value.conditions}"]
+    template = tf.single(tf.single(listed["content"])["condition_threshold"])
     doc = tf.single(alert["documentation"])
     found = {}
-    for name, entry in tf.locals_()["alert_policies"].items():
+    for name, entry in alert_map().items():
         found[name] = {
             "notification_channels": alert["notification_channels"],
             "severity": entry["severity"],
@@ -266,8 +256,10 @@ def test_sms_pumping_is_per_country_with_overrides():
     for threshold in thresholds(policy):
         agg = tf.single(threshold["aggregations"])
         assert agg["group_by_fields"] == ["metric.label.country"] and agg["alignment_period"] == "3600s"
-    built = tf.locals_()["alert_policies"]["sms_pumping"]["conditions"]
-    assert "for country, ceiling in var.alert_sms_hourly_per_country_overrides" in built
+    assert alert_map()["sms_pumping"]["per_country"]["ceilings"] == "${var.alert_sms_hourly_per_country_overrides}"
+    alert = tf.resource("google_monitoring_alert_policy", "alert")
+    repeated = [d["conditions"] for d in alert["dynamic"] if "conditions" in d]
+    assert [r["for_each"] for r in repeated] == ["${each.value.conditions}", "${try(each.value.per_country.ceilings, {})}"]
     assert len(thresholds(policy)) == 2, "one template per country with an override, one for the rest"
     assert "NOT metric.label.country=one_of(" in tf.locals_()["sms_other_countries_filter"]
 
