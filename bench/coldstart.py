@@ -89,8 +89,12 @@ def _first_body(function: str, floor: bool) -> tuple[dict, int]:
     if function == "send_otp":
         phone = seed.phones("first", 1)[0]
         if floor:
-            return {"code": f"first_codes/{phone}", "phone": f"first_counters/p:{phone}", "ip": f"first_counters/i:{phone}",
-                    "shards": [f"first_counters/g:{s}" for s in range(8)], "to": phone, "text": "Your code is 123456."}, 202
+            import time
+
+            from bench.warm import _send_paths  # the same documents as the warm floor: they cannot drift apart
+
+            paths = _send_paths("first", phone, "203.0.113.1", int(time.time() // 3600))
+            return {**paths, "to": phone, "text": "Your code is 123456."}, 202
         return {"phone": phone, "channel": "sms", "locale": "en"}, 202
     if floor:
         return {"path": f"users/{seed.user_code(0)}", "password": seed.PASSWORD}, 200
