@@ -145,11 +145,11 @@ class SendGuard:
         if cfg.guard_enabled:
             paths += [self.known_path(phone_key)]
             paths += self.ranges.window_paths(rng.id, now) + self.countries.window_paths(rng.country, now)
-            for trust in (KNOWN, hint):  # a new or proven phone may turn out to be known
-                for budget in self.budget_chain(trust, rng.country):
-                    paths += [p for p in budget.paths(now) if p not in paths]
+            budgets = {b.name: b for trust in (KNOWN, hint) for b in self.budget_chain(trust, rng.country)}
+            for budget in budgets.values():  # a new or proven phone may turn out to be known
+                paths += budget.read_paths(now)
         else:
-            paths += self.wall.paths(now)
+            paths += self.wall.read_paths(now)
         return Pending(self, rng, client, phone_key, hint, check, now, paths)
 
     def _decide(self, p: Pending, docs: Docs) -> Verdict:

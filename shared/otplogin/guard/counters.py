@@ -37,6 +37,9 @@ HOUR = 3600
 # Firestore sustains about one write a second per document: a hard budget gets enough shards
 # that its cap, spread over an hour, stays at or below half of that per shard.
 SUSTAINED_WRITES_PER_SHARD = 0.5
+# A send reads at most this many shards of a budget, picked at random: a high cap spreads its writes
+# over many shards without making every send read them all (10M an hour is 5,556 shards).
+MAX_SHARDS_READ = 16
 
 
 def hour_of(now: float) -> int:
@@ -109,12 +112,21 @@ class Budget:
         hour = hour_of(now)
         return [f"{COLLECTION}/{self.name}:{hour}:{i}" for i in range(self.shards)]
 
-    def used(self, docs: Docs, now: float) -> int:
-        return sum((docs.get(p) or {}).get("n", 0) for p in self.paths(now))
+    def read_paths(self, now: float, rng: random.Random | None = None) -> list[str]:
+        """The shards one send reads: all of them, or MAX_SHARDS_READ at random when there are more.
+
+        Each shard still holds at most `per_shard`, so the cap holds whichever are read; with a
+        sample, a send may be refused once the shards it drew are full while a few others still
+        have room (only near the end of the budget: 16 draws all full means ~96% of it is spent,
+        at even odds)."""
+        every = self.paths(now)
+        if len(every) <= MAX_SHARDS_READ:
+            return every
+        return (rng or random).sample(every, MAX_SHARDS_READ)  # noqa: S311 (load spreading)
 
     def take(self, docs: Docs, now: float) -> tuple[str, dict[str, Any]] | None:
-        """One shard with room and its new contents (a guarded write), or None when the budget is spent."""
-        open_shards = [p for p in self.paths(now) if (docs.get(p) or {}).get("n", 0) < self.per_shard]
+        """One shard that was read and has room, with its new contents (a guarded write), or None."""
+        open_shards = [p for p in self.paths(now) if p in docs and (docs[p] or {}).get("n", 0) < self.per_shard]
         if not open_shards:
             return None
         path = random.choice(open_shards)  # noqa: S311 (load spreading, not security)
