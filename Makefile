@@ -52,7 +52,7 @@ outbox: install ## Messages the development SMS sink received (while `make run` 
 	$(PY) tools/outbox.py
 
 bench: install ## Cold start, latency, round trips, scaling, memory against their floors (bench/results.json)
-	$(PY) bench/run.py --out bench/results.json
+	$(PY) bench/run.py
 
 build: install ## build/<function>/ and a deterministic build/<function>.zip for each function
 	$(PY) tools/build.py --out build $(FUNCTIONS)

@@ -14,7 +14,9 @@ from bench.stats import ratio
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "bench" / "import_probe.py"
 FUNCTIONS = ("send_otp", "verify_otp", "login")
-IMPORT_TARGET = 1.15
+# The first response after process start, against a floor doing the same work with raw clients.
+# (Import time alone is reported, not a target: main.py loads its clients lazily, the floor eagerly.)
+FIRST_RESPONSE_TARGET = 1.10
 
 
 def _probe(mode: str, function: str) -> dict:
@@ -42,8 +44,6 @@ def imports(repeats: int) -> dict:
             "import_main_ms": round(main_ms, 1),
             "import_floor_ms": round(floor_ms, 1),
             "ratio": ratio(main_ms, floor_ms),
-            "target": IMPORT_TARGET,
-            "met": main_ms <= IMPORT_TARGET * floor_ms,
             "runs": repeats,
             "main_loads": loaded["main"],
             "floor_imports": loaded["floor"],
@@ -73,6 +73,8 @@ def first_responses(env: dict[str, str], concurrency: dict[str, int], repeats: i
             "function": med["function"],
             "floor": med["floor"],
             "ratio": ratio(med["function"]["first_response_ms"], med["floor"]["first_response_ms"]),
+            "target": FIRST_RESPONSE_TARGET,
+            "met": med["function"]["first_response_ms"] <= FIRST_RESPONSE_TARGET * med["floor"]["first_response_ms"],
             "runs": repeats,
         }
     return results
@@ -81,8 +83,9 @@ def first_responses(env: dict[str, str], concurrency: dict[str, int], repeats: i
 def _first_body(function: str, floor: bool) -> tuple[dict, int]:
     if function == "verify_otp":
         if floor:
-            n = seed.phones("first", 1)[0]
-            return {"read": [f"first_codes/{n}", f"first_counters/fail_phone:{n}"]}, 200
+            from bench.warm import verify_paths
+
+            return verify_paths("first", seed.phones("first", 1)[0].lstrip("+")), 200
         phone = seed.phones("first", 1)[0]
         seed.seed_codes([phone])
         return {"phone": phone, "code": seed.CODE}, 200

@@ -73,9 +73,10 @@ class RawFloor:
         self._twilio = None
 
     # -- Firestore -----------------------------------------------------------
-    def read_commit(self, read: list[str], writes: dict[str, dict]) -> None:
-        """One BatchGetDocuments of `read`, then one Commit of `writes`: an update guarded by
-        `last_update_time` for a document that exists, a create for one that does not."""
+    def read_commit(self, read: list[str], writes: dict[str, dict], merges: list[str] = ()) -> None:  # type: ignore[assignment]
+        """One BatchGetDocuments of `read`, then one Commit of `writes` (an update guarded by
+        `last_update_time` for a document that exists, a create for one that does not) and of a
+        counter increment merged into each of `merges`."""
         db = self.db
         refs = [db.document(p) for p in read]
         snaps = {s.reference.path: s for s in db.get_all(refs)}
@@ -86,6 +87,11 @@ class RawFloor:
                 batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
             else:
                 batch.create(db.document(path), data)
+        if merges:
+            from google.cloud import firestore
+
+            for path in merges:
+                batch.set(db.document(path), {"v": firestore.Increment(1)}, merge=True)
         batch.commit()
 
     def transaction(self, path: str, data: dict) -> None:

@@ -8,15 +8,17 @@ ONE_READ_ONE_COMMIT = {"BatchGetDocuments": 1, "Commit": 1}
 
 
 def targets(r: dict) -> list[dict[str, Any]]:
+    """Every target with its figure. `timing` rows are gated by the full run only: the quick run's
+    samples are too few on a shared machine, so it gates the deterministic ones (RPCs, memory)."""
     rows: list[dict[str, Any]] = []
 
-    def add(name: str, value: Any, target: str, met: bool) -> None:
-        rows.append({"target": name, "value": value, "goal": target, "met": bool(met)})
+    def add(name: str, value: Any, target: str, met: bool, *, timing: bool = False) -> None:
+        rows.append({"target": name, "value": value, "goal": target, "met": bool(met), "timing": timing})
 
-    for fn, c in r["cold_start"]["import"].items():
-        add(f"cold start import {fn} / floor", c["ratio"], f"<= {c['target']}", c["met"])
+    for fn, c in r["cold_start"]["first_response"].items():
+        add(f"first response after start {fn} / floor", c["ratio"], f"<= {c['target']}", c["met"], timing=True)
     for fn, w in r["warm_latency"].items():
-        add(f"warm p50 {fn} / floor", w["ratio_p50"], f"<= {w['target_p50']}", w["met"])
+        add(f"warm p50 {fn} / floor", w["ratio_p50"], f"<= {w['target_p50']}", w["met"], timing=True)
     rt = r["round_trips"]["warm"]
     add("verify_otp Firestore RPCs per request", _fmt_rpcs(rt["verify_otp"]["firestore_rpcs_per_request"]),
         "1 read + 1 commit (one atomic read-check-write)",
@@ -33,12 +35,19 @@ def targets(r: dict) -> list[dict[str, Any]]:
             rt[fn]["secret_manager_calls_per_1000"] == 0)
     g = r["scaling"]["users_growth"]
     first, last = g["sizes"][0]["users"], g["sizes"][-1]["users"]
-    add(f"login p50 growth, {first:,} -> {last:,} users", g["p50_growth"],
-        f"<= {g['target_p50_growth']}, same RPCs, no scans", g["met"])
+    add(f"login p50 growth, {first:,} -> {last:,} users", g["p50_growth"], f"<= {g['target_p50_growth']}",
+        g["p50_growth"] <= g["target_p50_growth"], timing=True)
+    add(f"login RPCs, {first:,} -> {last:,} users", "same" if g["rpcs_constant"] else "changed",
+        "same RPCs at every size, no query scans", g["rpcs_constant"] and g["query_scans"] == 0)
     m = r["memory"]
     add(f"login peak memory, {m['concurrency']} simultaneous Argon2id", f"{m['peak_pss_mib']} MiB",
         f"<= {m['memory_mib']} MiB (terraform)", m["met"])
     return rows
+
+
+def missed(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """The targets this run fails on: all of them in the full run, the non-timing ones in the quick run."""
+    return [t for t in rows if not t["met"] and (mode == "full" or not t["timing"])]
 
 
 def _fmt_rpcs(calls: dict) -> str:
@@ -49,23 +58,24 @@ def table(r: dict) -> str:
     meta = r["meta"]
     out: list[str] = []
     w = out.append
-    w(f"make bench ({meta['mode']}), commit {meta['commit']}, {meta['date']}, Python {meta['python']}, {meta['machine']}")
+    state = "with uncommitted changes" if meta["uncommitted_changes"] else "clean tree"
+    w(f"make bench ({meta['mode']}), commit {meta['commit'][:12]} ({state}), {meta['date']}, Python {meta['python']}, "
+      f"{meta['machine']}")
     cold = r["cold_start"]
-    runs = next(iter(cold["import"].values()))["runs"]
+    runs_i = next(iter(cold["import"].values()))["runs"]
     w("")
-    w(f"Cold start: import main.py in a fresh interpreter (median of {runs}) vs floor "
-      "(functions_framework + Firestore + Secret Manager clients, + twilio for send_otp)")
-    w(f"  {'function':<12}{'main.py':>10}{'floor':>10}{'ratio':>8}{'target':>8}  met")
-    for fn, c in cold["import"].items():
-        w(f"  {fn:<12}{c['import_main_ms']:>8.0f}ms{c['import_floor_ms']:>8.0f}ms{c['ratio']:>8.2f}{c['target']:>8}  "
-          f"{_yes(c['met'])}")
     first = cold["first_response"]
     runs = next(iter(first.values()))["runs"]
-    w(f"  First response after process start (gunicorn; imports, clients, secrets, work; median of {runs}):")
-    w(f"  {'function':<12}{'listening':>11}{'answered':>10}{'floor':>10}{'ratio':>8}")
+    w(f"Cold start: first response after process start (gunicorn; imports, clients, secrets, work; median of {runs}) "
+      "vs the floor doing the same with raw clients")
+    w(f"  {'function':<12}{'listening':>11}{'answered':>10}{'floor':>10}{'ratio':>8}{'target':>8}  met")
     for fn, f in first.items():
         w(f"  {fn:<12}{f['function']['listen_ms']:>9.0f}ms{f['function']['first_response_ms']:>8.0f}ms"
-          f"{f['floor']['first_response_ms']:>8.0f}ms{f['ratio']:>8.2f}")
+          f"{f['floor']['first_response_ms']:>8.0f}ms{f['ratio']:>8.2f}{f['target']:>8}  {_yes(f['met'])}")
+    w(f"  Import alone (reported: main.py loads its clients on first use, the floor at import; median of {runs_i}):")
+    w(f"  {'function':<12}{'main.py':>10}{'floor':>10}{'ratio':>8}")
+    for fn, c in cold["import"].items():
+        w(f"  {fn:<12}{c['import_main_ms']:>8.0f}ms{c['import_floor_ms']:>8.0f}ms{c['ratio']:>8.2f}")
 
     w("")
     w("Warm latency, in-process functions-framework app on the emulator, interleaved with its floor (ms)")
@@ -137,9 +147,11 @@ def table(r: dict) -> str:
     w("")
     w("Targets")
     for t in r["targets"]:
-        w(f"  [{'x' if t['met'] else ' '}] {t['target']:<58} {t['value']!s:<34} goal {t['goal']}")
+        gate = "" if meta["mode"] == "full" or not t["timing"] else "  (reported: timing is gated by the full run)"
+        w(f"  [{'x' if t['met'] else ' '}] {t['target']:<58} {t['value']!s:<34} goal {t['goal']}{gate}")
     met = sum(t["met"] for t in r["targets"])
-    w(f"  {met}/{len(r['targets'])} met")
+    failed = missed(r["targets"], meta["mode"])
+    w(f"  {met}/{len(r['targets'])} met" + (f"; {len(failed)} missed that this run gates: exit 1" if failed else ""))
     return "\n".join(out)
 
 

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmarks against their floors (see bench/README.md).")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_SIZE") == "quick",
                         help="reduced sizes for CI (also BENCH_SIZE=quick)")
-    parser.add_argument("--out", default=str(REPO / "bench" / "results.json"), help="where to write the JSON results")
+    parser.add_argument("--out", help="where to write the JSON results (full: bench/results.json, quick: "
+                        "bench/results-quick.json); a run that misses a target writes <out>.missed.json instead")
     parser.add_argument("--users-max", type=int, help="largest users collection to measure (full: 100000)")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
@@ -126,17 +127,31 @@ def main(argv: list[str] | None = None) -> int:
         results["memory"] = scaling.login_memory(env, sizing, cfg["memory_rounds"])
         done("memory")
 
-    results["targets"] = report.targets(results)
     results["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     results["meta"]["section_seconds"] = timings
-    out = Path(args.out)
+    return publish(results, Path(args.out) if args.out else None)
+
+
+def publish(results: dict, out: Path | None = None) -> int:
+    """Check the targets, write the results and the table, and say whether the run passed (exit status).
+
+    The results file only ever comes from a run that met every target it gates; a run that
+    missed one writes <out>.missed.json (and .txt) beside it and exits 1."""
+    mode = results["meta"]["mode"]
+    results["targets"] = report.targets(results)
+    failed = report.missed(results["targets"], mode)
+    out = out or REPO / "bench" / ("results-quick.json" if mode == "quick" else "results.json")
+    if failed:
+        out = out.with_suffix(".missed.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     text = report.table(results)
     out.with_suffix(".txt").write_text(text + "\n")  # the table, for the README
     print(text)
     print(f"\nwritten to {out} in {results['meta']['seconds']} s", file=sys.stderr)
-    return 0
+    for t in failed:
+        print(f"[bench] MISSED: {t['target']} = {t['value']} (goal {t['goal']})", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _round_trips(warm_results: dict, outcomes: dict) -> dict:
@@ -149,12 +164,13 @@ def _round_trips(warm_results: dict, outcomes: dict) -> dict:
 
 def _meta(quick: bool, cfg: dict) -> dict:
     try:
-        git = ["git", "rev-parse", "--short", "HEAD"]
+        git = ["git", "rev-parse", "HEAD"]
         commit = subprocess.run(git, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()  # noqa: S603
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "shared", "functions"], cwd=REPO,  # noqa: S607
-                                    capture_output=True, text=True).stdout.strip())
+        # Any change to the tree but the results themselves: the figures are then not the commit's.
+        status = ["git", "status", "--porcelain", "--", ".", ":(exclude)bench/results*"]
+        dirty = bool(subprocess.run(status, cwd=REPO, capture_output=True, text=True, check=True).stdout.strip())  # noqa: S603
     except (OSError, subprocess.CalledProcessError):
-        commit, dirty = "unknown", None
+        commit, dirty = "unknown", True
     versions = {}
     for package in PACKAGES:
         try:
@@ -165,7 +181,7 @@ def _meta(quick: bool, cfg: dict) -> dict:
         "mode": "quick" if quick else "full",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commit": commit,
-        "library_changes_uncommitted": dirty,
+        "uncommitted_changes": dirty,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start",
         "packages": versions,

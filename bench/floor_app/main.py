@@ -4,9 +4,12 @@ Served exactly like the real functions (functions-framework, same server, same
 request path), so what separates a function from its floor is the library's
 own code: validation, HMACs, decisions, tokens, logs, error handling.
 
-- verify_otp: one BatchGetDocuments of the documents the body names, then one
-  Commit updating the first of them with a `last_update_time` precondition
-  (the optimistic read-check-write the library uses in place of a transaction).
+- verify_otp: one BatchGetDocuments of the documents the body names (the code,
+  the phone's and the client's failure windows), then one Commit updating the
+  first of them with a `last_update_time` precondition (the optimistic
+  read-check-write the library uses in place of a transaction) and merging an
+  increment into each `bumps` document (the send guard's credit: the known
+  marker and the client, range and country counters).
 - send_otp: one BatchGetDocuments of the documents a send reads (code, phone
   window, and the send guard's: known-phone marker, client, range and country
   counters of this hour and the last, the budget shards), one Commit of what it
@@ -18,6 +21,9 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
   Commit of those 3 (the attempt reserved before the hash), one Argon2id
   verification of the password against the user's `password_hash`, then one
   BatchGetDocuments and one Commit of the 3 lockout documents (given back).
+
+verify_otp and login then sign their answer, an EdDSA JWT, with `cryptography`
+alone (the first key of `jwt-signing-keys`, loaded once per instance).
 
 Imports are what the function truly needs: functions_framework, the Firestore
 and Secret Manager clients, and twilio for send_otp only (FUNCTION_TARGET).
@@ -71,6 +77,8 @@ def _ready(target: str) -> dict:
                 state = {"db": firestore.Client(project=project), "secrets": values}
                 if target == "send_otp":
                     state["twilio"] = _twilio(values)
+                else:
+                    state["signing_key"] = _signing_key(values["jwt-signing-keys"])
                 _state[target] = state
     return _state[target]
 
@@ -90,7 +98,35 @@ def _twilio(values: dict):
     return Client(values["twilio-account-sid"], values["twilio-auth-token"], http_client=Rewriting(timeout=5))
 
 
-def _read_commit(db, read: list[str], writes: dict[str, dict]) -> dict:
+def _signing_key(text: str):
+    import json
+
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    first = json.loads(text)["keys"][0]
+    return first["kid"], load_pem_private_key(first["private_key_pem"].encode(), password=None)
+
+
+def _token(state: dict, subject: str) -> str:
+    """A compact JWS: EdDSA over base64url(header).base64url(claims), as any issuer must compute."""
+    import base64
+    import json
+    import secrets
+    import time
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    kid, key = state["signing_key"]
+    now = int(time.time())
+    header = {"alg": "EdDSA", "kid": kid, "typ": "at+jwt"}
+    claims = {"iss": "floor", "aud": "floor", "sub": subject, "iat": now, "nbf": now, "exp": now + 3600,
+              "jti": secrets.token_urlsafe(16)}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{b64(key.sign(signing_input.encode()))}"
+
+
+def _read_commit(db, read: list[str], writes: dict[str, dict], bumps: list[str] = ()) -> dict:
     refs = [db.document(p) for p in read]
     snaps = {s.reference.path: s for s in db.get_all(refs)}
     batch = db.batch()
@@ -100,6 +136,8 @@ def _read_commit(db, read: list[str], writes: dict[str, dict]) -> dict:
             batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
         else:
             batch.create(db.document(path), data)
+    for path in bumps:
+        batch.set(db.document(path), {"v": firestore.Increment(1)}, merge=True)
     batch.commit()
     return snaps
 
@@ -108,8 +146,9 @@ def _read_commit(db, read: list[str], writes: dict[str, dict]) -> dict:
 def verify_otp(request):
     body = request.get_json()
     state = _ready("verify_otp")
-    _read_commit(state["db"], body["read"], {body["read"][0]: {"state": "used", "code_hash": "", "previous": None}})
-    return {"ok": True}
+    used = {"state": "used", "code_hash": "", "previous": None}
+    _read_commit(state["db"], body["read"], {body["read"][0]: used}, body.get("bumps", []))
+    return {"access_token": _token(state, body["read"][0])}
 
 
 @functions_framework.http
@@ -166,4 +205,4 @@ def login(request):
     snaps = _read_commit(db, [body["path"], *locks], {p: {"events": [now], "expires_at": expires} for p in locks})
     Argon2id.verify_phc_encoded(body["password"].encode(), snaps[body["path"]].get("password_hash"))
     _read_commit(db, locks, {p: {"events": [], "expires_at": expires} for p in locks})
-    return {"ok": True}
+    return {"access_token": _token(state, body["path"])}

@@ -6,6 +6,7 @@ shared and noisy); RPC counts are deterministic, so they are asserted exactly.
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -93,3 +94,34 @@ def test_every_outcome_costs_the_expected_round_trips(results):
 def test_login_peak_memory_fits_the_terraform_memory(results):
     memory = results["memory"]
     assert memory["peak_pss_mib"] <= memory["memory_mib"], memory
+
+
+def test_results_are_stamped_with_the_exact_commit_and_tree_state(results):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert results["meta"]["commit"] == head.stdout.strip()
+    assert isinstance(results["meta"]["uncommitted_changes"], bool)
+
+
+def test_a_missed_target_fails_the_run_and_never_becomes_the_results(results, tmp_path):
+    from bench import report, run
+
+    broken = copy.deepcopy(results)
+    broken["memory"]["met"] = False  # a deterministic target: gated by the quick run too
+    out = tmp_path / "results.json"
+    assert run.publish(broken, out) == 1
+    assert not out.exists()
+    missed = json.loads((tmp_path / "results.missed.json").read_text())
+    assert [t["target"] for t in report.missed(missed["targets"], "quick")] == [
+        t["target"] for t in missed["targets"] if t["target"].startswith("login peak memory")]
+
+
+def test_timing_targets_are_gated_by_the_full_run(results, tmp_path):
+    from bench import run
+
+    slow = copy.deepcopy(results)
+    slow["warm_latency"]["verify_otp"]["met"] = False
+    slow["cold_start"]["first_response"]["login"]["met"] = False
+    assert run.publish(slow, tmp_path / "quick.json") == 0  # the quick run reports timing, gates the rest
+    slow["meta"]["mode"] = "full"
+    assert run.publish(slow, tmp_path / "full.json") == 1
+    assert (tmp_path / "full.missed.json").exists() and not (tmp_path / "full.json").exists()
