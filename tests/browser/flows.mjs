@@ -173,12 +173,20 @@ const scenarios = {
       page.on('response', async (r) => {
         if (r.request().method() === 'POST') answers.push(r.status());
       });
+      // The widget is added once its script has loaded and removed once solved: watch for it rather
+      // than look at one instant (under load the check could run before it exists, or after it left).
+      await page.evaluate(() => {
+        window.challengeSeen = false;
+        new MutationObserver(() => {
+          if (document.querySelector('#challenge altcha-widget')) window.challengeSeen = true;
+        }).observe(document.getElementById('challenge'), { childList: true, subtree: true });
+      });
       await otp.getByRole('button', { name: 'Send code' }).click();
       await waitText(page.locator('#challenge-status'), /^Many codes are being asked for numbers like yours/);
-      const challengeShown = await page.locator('#challenge altcha-widget').count() === 1;
       await shot('challenge');
       const code = otp.getByLabel('Code received');
       await code.waitFor({ state: 'visible', timeout: 60000 });
+      const challengeShown = await page.evaluate(() => window.challengeSeen);
       assert.deepEqual(answers, [403, 202], 'one challenge, then the same send with the solution');
       assert.equal(await page.locator('#challenge').isHidden(), true, 'the widget is gone once the code is sent');
       await waitText(page.locator('#send-status'), new RegExp(`^A code was sent to ${escape(config.challengePhone)}`));

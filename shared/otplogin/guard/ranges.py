@@ -19,7 +19,6 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import carrier
 
 
 @dataclass(frozen=True)
@@ -40,5 +39,7 @@ def number_range(e164: str, block_digits: int = 5) -> NumberRange:
     length = min(len(national), max(ndc, len(national) - block_digits, 1))
     prefix = national[:length]
     country = phonenumbers.region_code_for_number(number) or "ZZ"
+    from phonenumbers import carrier  # its metadata takes ~0.2 s to import: only a send needs it, not a verify
+
     operator = _slug(carrier.name_for_number(number, "en") or "")
     return NumberRange(id=f"{country}-{operator}-{prefix}", country=country, operator=operator)
