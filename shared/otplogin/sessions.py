@@ -1,21 +1,56 @@
-"""What a successful sign-in answers: a signed access token and its lifetime."""
+"""What a successful sign-in answers: a signed access token, a refresh token and their lifetimes.
+
+Every sign-in starts a refresh-token family (otplogin.refresh); a refresh answers the same shape."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from otplogin import log, runtime, users
-from otplogin.errors import CodeExpired, InvalidRequest
+from otplogin.errors import CodeExpired, InvalidRequest, InvalidToken
 from otplogin.otp import Verified
+from otplogin.refresh import Issued
 
 if TYPE_CHECKING:  # verify_otp imports this module: keep password hashing out of its cold start
     from otplogin.signin import SecondFactorSent
     from otplogin.users import User
 
 
-def token_response(subject: str, claims: dict[str, Any]) -> dict[str, Any]:
+def token_response(subject: str, claims: dict[str, Any], *, user: str | None = None) -> dict[str, Any]:
+    """A sign-in's answer: an access token and the first refresh token of a new family."""
+    return _render(runtime.refresh_tokens().issue(subject, claims, user=user))
+
+
+def _render(issued: Issued) -> dict[str, Any]:
     signer = runtime.token_signer()
-    return {"access_token": signer.issue(subject, claims), "token_type": "Bearer", "expires_in": signer.ttl_seconds}
+    return {
+        "access_token": signer.issue(issued.subject, issued.claims),
+        "token_type": "Bearer",
+        "expires_in": signer.ttl_seconds,
+        "refresh_token": issued.refresh_token,
+        "refresh_expires_in": issued.expires_in,
+    }
+
+
+def refresh(refresh_token: str) -> dict[str, Any]:
+    """`grant_type=refresh_token`: the successor and a new access token, or 401 `invalid_grant`."""
+    return _render(runtime.refresh_tokens().refresh(refresh_token))
+
+
+def logout(refresh_token: str | None, all_sessions: bool, bearer: str | None) -> None:
+    """Revoke the token's family; with `all_sessions`, every family of the access token's subject.
+
+    An unknown or malformed refresh token is not told apart from a real one (no oracle)."""
+    if all_sessions:
+        import jwt
+
+        try:
+            claims = runtime.token_signer().verify(bearer or "")
+        except jwt.InvalidTokenError:
+            raise InvalidToken() from None
+        runtime.refresh_tokens().revoke_subject(claims["sub"], "logout_all")
+    if refresh_token:
+        runtime.refresh_tokens().revoke(refresh_token)
 
 
 def for_verified_phone(verified: Verified) -> dict[str, Any]:
@@ -28,7 +63,7 @@ def for_user(user: User, amr: list[str]) -> dict[str, Any]:
 
     `login_succeeded` is logged here, once the token exists, so the metric counts only real sign-ins."""
     claims = {"email": user.email, "code": user.code, "role": user.role, "amr": amr}
-    response = token_response(user.id, claims)
+    response = token_response(user.id, claims, user=user.code)
     log.event("login_succeeded", "login succeeded", user=user.code, mfa="otp" in amr)
     return response
 
