@@ -478,9 +478,14 @@ def test_runs_as_a_module(stack):
 
 
 @pytest.fixture
-def signed_in(stack, password_hash):
+def signed_in(stack, password_hash, monkeypatch):
     """A user with two sessions (refresh tokens), and a way to tell whether a token still refreshes."""
+    import logging
+
     from otplogin.errors import InvalidGrant
+
+    # A refused refresh logs: not into a stream an earlier test's capture closed.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
 
     user = users.create(code="SES0001", email="ses@example.com", password_hash=password_hash, role="user",
                         keyring=None, pii={})
