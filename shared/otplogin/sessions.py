@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from otplogin import log, runtime, users
 from otplogin.errors import CodeExpired, InvalidRequest, InvalidToken
-from otplogin.otp import Verified
 from otplogin.refresh import Issued
 
 if TYPE_CHECKING:  # verify_otp imports this module: keep password hashing out of its cold start
@@ -53,9 +52,20 @@ def logout(refresh_token: str | None, all_sessions: bool, bearer: str | None) ->
         runtime.refresh_tokens().revoke(refresh_token)
 
 
-def for_verified_phone(verified: Verified) -> dict[str, Any]:
-    """verify_otp's answer. A phone proves itself: subject `phone:+E164`."""
-    return token_response(f"phone:{verified.phone}", {"phone_number": verified.phone, "amr": ["otp"]})
+def sign_in_with_phone(phone: str, code: str, client_ip: str) -> dict[str, Any]:
+    """verify_otp's answer. A phone proves itself: subject `phone:+E164`.
+
+    The session family is created in the code's consume commit (a retried decision makes a new one;
+    the one answered is the one committed)."""
+    started: list[Issued] = []
+
+    def family(e164: str) -> dict[str, Any]:
+        issued, path, doc = runtime.refresh_tokens().new_family(f"phone:{e164}", {"phone_number": e164, "amr": ["otp"]})
+        started.append(issued)
+        return {path: doc}
+
+    runtime.otp_service().verify(phone, code, client_ip, also_write=family)
+    return _render(started[-1])
 
 
 def for_user(user: User, amr: list[str]) -> dict[str, Any]:

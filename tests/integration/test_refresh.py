@@ -100,3 +100,20 @@ def test_a_refresh_is_one_read_and_one_commit_and_a_sign_in_one_commit(tokens, m
     assert (counting.reads, counting.commits) == (0, 1)
     tokens.refresh(token)
     assert (counting.reads, counting.commits) == (1, 2)
+
+
+def test_a_phone_sign_in_starts_its_session_in_the_consume_commit(stack, monkeypatch):
+    from tests.support.apps import app_client
+
+    monkeypatch.setenv("OTP_TEST_NUMBERS", "+243800000001=424242")
+    runtime.reset()
+    verify = app_client("verify_otp")
+    runtime.otp_service().send("+243800000001", "sms", None, "127.0.0.1")
+    runtime.token_signer()  # warm: the first request would fetch the signing key
+    counting = CountingClient(store.client())
+    monkeypatch.setattr(store, "_client", counting)
+    r = verify.post("/", json={"phone": "+243800000001", "code": "424242"})
+    assert r.status_code == 200 and r.get_json()["refresh_token"]
+    assert (counting.reads, counting.commits) == (1, 1)  # the code's consume and the family: one commit
+    monkeypatch.setattr(store, "_client", counting.inner)
+    assert runtime.refresh_tokens().refresh(r.get_json()["refresh_token"]).refresh_token
