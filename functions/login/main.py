@@ -11,7 +11,6 @@ import functions_framework
 from otplogin import http, refresh, runtime, sessions, users
 from otplogin.errors import InvalidRequest
 from otplogin.http import string_field
-from otplogin.signin import SecondFactorSent
 
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS, runtime.PII_KEYRING, *runtime.TWILIO_SECRETS)
 
@@ -47,13 +46,9 @@ def _login(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, A
     password = string_field(body, "password", max_length=1024)
     locale = string_field(body, "locale", max_length=16, required=False)
     runtime.token_signer(), runtime.mfa_signer()  # before any text is sent: a key problem answers 503 first
-    result = runtime.signin().login(email=email, code=code, password=password, client_ip=ctx.client_ip, locale=locale)
-    if isinstance(result, SecondFactorSent):
-        return 200, sessions.second_factor_response(result)
-    answer = sessions.for_user(result.user, ["pwd"]) | {"user": sessions.user_profile(result.user, result.pii)}
-    if result.unavailable_fields:
-        answer["unavailable_fields"] = result.unavailable_fields
-    return 200, answer
+    return 200, sessions.sign_in_with_password(
+        email=email, code=code, password=password, client_ip=ctx.client_ip, locale=locale
+    )
 
 
 def _health() -> dict[str, Any]:

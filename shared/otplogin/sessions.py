@@ -68,12 +68,46 @@ def sign_in_with_phone(phone: str, code: str, client_ip: str) -> dict[str, Any]:
     return _render(started[-1])
 
 
-def for_user(user: User, amr: list[str]) -> dict[str, Any]:
-    """A user's access token: subject is the stable user id, role and email as claims.
+def _user_claims(user: User, amr: list[str]) -> dict[str, Any]:
+    return {"email": user.email, "code": user.code, "role": user.role, "amr": amr}
+
+
+def sign_in_with_password(
+    *, email: str | None, code: str | None, password: str, client_ip: str, locale: str | None
+) -> dict[str, Any]:
+    """login's answer: the profile and tokens, or the second-factor step.
+
+    The session family is created in the sign-in's own success commit (the one created last is
+    the one committed)."""
+    from otplogin.signin import SecondFactorSent
+
+    started: list[Issued] = []
+
+    def family(user: User) -> dict[str, Any]:
+        issued, path, doc = runtime.refresh_tokens().new_family(user.id, _user_claims(user, ["pwd"]), user=user.code)
+        started.append(issued)
+        return {path: doc}
+
+    result = runtime.signin().login(
+        email=email, code=code, password=password, client_ip=client_ip, locale=locale, also_write=family
+    )
+    if isinstance(result, SecondFactorSent):
+        return second_factor_response(result)
+    answer = for_user(result.user, ["pwd"], started[-1]) | {"user": user_profile(result.user, result.pii)}
+    if result.unavailable_fields:
+        answer["unavailable_fields"] = result.unavailable_fields
+    return answer
+
+
+def for_user(user: User, amr: list[str], issued: Issued | None = None) -> dict[str, Any]:
+    """A user's tokens: subject is the stable user id, role and email as claims; a new family
+    unless the sign-in already committed one (`issued`).
 
     `login_succeeded` is logged here, once the token exists, so the metric counts only real sign-ins."""
-    claims = {"email": user.email, "code": user.code, "role": user.role, "amr": amr}
-    response = token_response(user.id, claims, user=user.code)
+    if issued is None:
+        response = token_response(user.id, _user_claims(user, amr), user=user.code)
+    else:
+        response = _render(issued)
     log.event("login_succeeded", "login succeeded", user=user.code, mfa="otp" in amr)
     return response
 

@@ -117,3 +117,21 @@ def test_a_phone_sign_in_starts_its_session_in_the_consume_commit(stack, monkeyp
     assert (counting.reads, counting.commits) == (1, 1)  # the code's consume and the family: one commit
     monkeypatch.setattr(store, "_client", counting.inner)
     assert runtime.refresh_tokens().refresh(r.get_json()["refresh_token"]).refresh_token
+
+
+def test_a_password_sign_in_starts_its_session_in_its_own_success_commit(stack, monkeypatch):
+    from otplogin import passwords, users
+    from tests.support.apps import app_client
+
+    users.create(code="SES0002", email="ses2@example.com", password_hash=passwords.hash_password("long passphrase"),
+                 role="user", keyring=None, pii={})
+    login = app_client("login")
+    runtime.token_signer(), runtime.mfa_signer(), runtime.pii_keyring()  # warm: no first-request key fetch
+    counting = CountingClient(store.client())
+    monkeypatch.setattr(store, "_client", counting)
+    r = login.post("/", json={"code": "SES0002", "password": "long passphrase"})
+    assert r.status_code == 200 and r.get_json()["refresh_token"]
+    # The reservation's read and commit, the release's read and commit: the family rides on the release.
+    assert (counting.reads, counting.commits) == (2, 2)
+    monkeypatch.setattr(store, "_client", counting.inner)
+    assert runtime.refresh_tokens().refresh(r.get_json()["refresh_token"]).claims["code"] == "SES0002"
