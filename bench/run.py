@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench import coldstart, report, roundtrips, scaling, seed, warm  # noqa: E402
+from bench import coldstart, report, roundtrips, scaling, seed, sessions, warm  # noqa: E402
 from bench.inproc import Functions, RawFloor  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 
@@ -99,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             "login": warm.login(fns, bare, users, cfg["warm"]["login"], cfg["warmup"]),
         }
         done("warm latency")
+
+        step("refresh")
+        results["sessions"] = {"refresh": sessions.refresh(fns, bare, cfg["warm"]["login"], cfg["warmup"])}
+        done("refresh")
 
         step("users growth")
         growth = scaling.users_growth(fns, users, cfg["users_sizes"], cfg["users_samples"])

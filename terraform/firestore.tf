@@ -41,7 +41,8 @@ resource "google_firestore_field" "ttl" {
 }
 
 # Indexes: none needed. Every read is a direct document get by id (otp_codes
-# by HMAC of the phone, otp_counters by limit/key/bucket, users by user code,
+# by HMAC of the phone, refresh_families and refresh_subjects by HMAC of the
+# family id and of the subject, otp_counters by limit/key/bucket, users by user code,
 # user_emails by lower-cased email), and gets need no index. Add a
 # google_firestore_index here if a query on several fields is ever introduced.
 

@@ -94,7 +94,7 @@ locals {
   ]...)
 
   # Firestore collections whose documents carry a Timestamp `expires_at`.
-  ttl_collections = toset(["otp_codes", "otp_counters"])
+  ttl_collections = toset(["otp_codes", "otp_counters", "refresh_families", "refresh_subjects"])
 
   source_bucket_name = coalesce(var.source_bucket_name, "${var.project_id}-otplogin-sources")
 

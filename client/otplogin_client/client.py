@@ -7,6 +7,7 @@ Retry policy (the reason each call is, or is not, retried):
 | `health`, `jwks` (GET) | any connection failure or timeout, and 502/503/504 answers | reading has no effect on the server |
 | `send_otp`, `login` (POST) | only when the request never left: connection refused, name not resolved, connect timeout | each one may text a code and counts against limits: a request that may have arrived is never repeated |
 | `verify_otp`, `verify_second_factor` (POST) | never | a code is single-use and every attempt is counted; the caller decides |
+| `refresh`, `logout` (POST) | only when the request never left | a refresh that may have landed spent its token: the server answers a retry with the same token within its reuse grace (10 s) with the same successor, after it as theft, so the caller retries a `Timeout` at once or signs in again |
 
 Retries wait `backoff * 2**n` seconds with full jitter (at most `max_retry_wait`,
 or the server's `Retry-After` when it is within that bound), `retries` times at most.
@@ -178,6 +179,34 @@ class Client:
 
         return _build(result, data)
 
+    def refresh(self, refresh_token: str | Token) -> Token:
+        """Rotate a refresh token: a new access token and the successor refresh token (the old one is spent).
+
+        Keep the successor and drop the old token. Raises InvalidGrant when the session is over
+        (unknown, spent, revoked or expired: sign in again); a spent token also ends the session.
+        """
+        token = refresh_token.refresh_token if isinstance(refresh_token, Token) else refresh_token
+        if not token:
+            raise ValueError("this Token carries no refresh token")
+        body = {"grant_type": "refresh_token", "refresh_token": token}
+        return _token(self._call("POST", self.urls["login"], body, _Retry.UNSENT))
+
+    def logout(
+        self, refresh_token: str | Token | None = None, *, all_sessions: bool = False, access_token: str | Token | None = None
+    ) -> None:
+        """Sign out: revoke `refresh_token`'s session, and with `all_sessions` every session of the
+        access token's subject (`access_token` required). Unknown tokens are not an error.
+        Raises InvalidToken when `all_sessions` is given without a valid access token."""
+        token = refresh_token.refresh_token if isinstance(refresh_token, Token) else refresh_token
+        bearer = access_token.access_token if isinstance(access_token, Token) else access_token
+        if all_sessions and not bearer:
+            raise ValueError("all_sessions needs the access_token")
+        if not token and not all_sessions:
+            raise ValueError("give refresh_token, or all_sessions with access_token")
+        body: dict[str, Any] = _drop_none({"refresh_token": token, "all_sessions": all_sessions or None})
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else None
+        self._call("POST", self.urls["login"] + "/logout", body, _Retry.UNSENT, headers=headers)
+
     def jwks(self) -> dict[str, Any]:
         """login's public keys (`{"keys": [...]}`, RFC 7517) that verify every access token."""
         data = self._call("GET", self.urls["login"] + JWKS_PATH, None, _Retry.IDEMPOTENT)
@@ -204,12 +233,13 @@ class Client:
         self.close()
 
     def _call(
-        self, method: str, url: str, body: Mapping[str, Any] | None, retry: _Retry, *, report_ok: bool = False
+        self, method: str, url: str, body: Mapping[str, Any] | None, retry: _Retry, *, report_ok: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         attempt = 0
         while True:
             try:
-                response = self._send(method, url, body)
+                response = self._send(method, url, body, headers)
             except TransportError as exc:
                 if attempt < self.retries and _may_retry_transport(exc, retry):
                     self._pause(attempt, None)
@@ -223,8 +253,10 @@ class Client:
                     continue
             return _answer(response, report_ok=report_ok)
 
-    def _send(self, method: str, url: str, body: Mapping[str, Any] | None) -> requests.Response:
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+    def _send(
+        self, method: str, url: str, body: Mapping[str, Any] | None, extra_headers: Mapping[str, str] | None = None
+    ) -> requests.Response:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **(extra_headers or {})}
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -308,6 +340,8 @@ def _retry_after(response: requests.Response) -> int | None:
 
 
 def _answer(response: requests.Response, *, report_ok: bool) -> dict[str, Any]:
+    if response.status_code == 204:  # logout: nothing to say
+        return {}
     text = response.text
     try:
         data = response.json()
@@ -330,7 +364,8 @@ def _answer(response: requests.Response, *, report_ok: bool) -> dict[str, Any]:
 def _token(data: Mapping[str, Any]) -> Token:
     return _build(
         lambda: Token(
-            access_token=str(data["access_token"]), token_type=str(data["token_type"]), expires_in=int(data["expires_in"])
+            access_token=str(data["access_token"]), token_type=str(data["token_type"]), expires_in=int(data["expires_in"]),
+            refresh_token=str(data["refresh_token"]), refresh_expires_in=int(data["refresh_expires_in"]),
         ),
         data,
     )

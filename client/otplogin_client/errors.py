@@ -210,6 +210,18 @@ class InvalidCredentials(ApiError):
     code = "invalid_credentials"
 
 
+class InvalidGrant(ApiError):
+    """The refresh token is unknown, spent, revoked or expired (not told apart): sign in again."""
+
+    code = "invalid_grant"
+
+
+class InvalidToken(ApiError):
+    """`logout(all_sessions=True)` without a valid access token."""
+
+    code = "invalid_token"
+
+
 class AccountLocked(ApiError):
     code = "account_locked"
 
@@ -237,7 +249,7 @@ _BY_CODE: dict[str, type[ApiError]] = {
     for cls in (
         InvalidRequest, InvalidPhone, CountryNotAllowed, NotFound, MethodNotAllowed, PayloadTooLarge,
         UnsupportedMediaType, RateLimited, ChallengeRequired, InvalidCode, CodeExpired, TooManyAttempts, InvalidCredentials,
-        AccountLocked, SmsDeliveryFailed, Unavailable, InternalError,
+        InvalidGrant, InvalidToken, AccountLocked, SmsDeliveryFailed, Unavailable, InternalError,
     )
 }  # fmt: skip
 

@@ -22,11 +22,13 @@ class SendResult:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """An access token (EdDSA JWT) and its lifetime."""
+    """An access token (EdDSA JWT) and its lifetime, and the refresh token that renews it (`Client.refresh`)."""
 
     access_token: str = field(repr=False)
     token_type: str
     expires_in: int
+    refresh_token: str | None = field(default=None, repr=False)  #: keep it like a password
+    refresh_expires_in: int | None = None  #: seconds the session lasts unless refreshed
 
     def unverified_claims(self) -> dict[str, Any]:
         """The token's payload, decoded WITHOUT checking its signature.

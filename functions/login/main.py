@@ -1,4 +1,6 @@
-"""login: email or user code + password; decrypted profile and a token, or a second factor."""
+"""login: email or user code + password; decrypted profile and tokens, or a second factor.
+
+`{"grant_type": "refresh_token", "refresh_token"}` rotates a refresh token; `POST /logout` signs out."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -6,12 +8,34 @@ from typing import Any
 import flask
 import functions_framework
 
-from otplogin import http, runtime, sessions, users
+from otplogin import http, refresh, runtime, sessions, users
 from otplogin.errors import InvalidRequest
 from otplogin.http import string_field
-from otplogin.signin import SecondFactorSent
 
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS, runtime.PII_KEYRING, *runtime.TWILIO_SECRETS)
+
+
+def _post(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
+    if ctx.path.rstrip("/") == "/logout":
+        return _logout(body, ctx)
+    grant_type = string_field(body, "grant_type", max_length=32, required=False)
+    if grant_type is None or grant_type == "password":
+        return _login(body, ctx)
+    if grant_type != "refresh_token":
+        raise InvalidRequest("grant_type must be 'password' or 'refresh_token'.", field="grant_type")
+    runtime.token_signer()  # a key problem answers 503 before the token is spent
+    return 200, sessions.refresh(string_field(body, "refresh_token", max_length=refresh.MAX_TOKEN_LENGTH))
+
+
+def _logout(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
+    token = string_field(body, "refresh_token", max_length=refresh.MAX_TOKEN_LENGTH, required=False)
+    everywhere = body.get("all_sessions", False)
+    if not isinstance(everywhere, bool):
+        raise InvalidRequest("all_sessions must be true or false.", field="all_sessions")
+    if not token and not everywhere:
+        raise InvalidRequest("Give refresh_token, or all_sessions with a Bearer access token.", field="refresh_token")
+    sessions.logout(token, everywhere, ctx.bearer)
+    return 204, {}
 
 
 def _login(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:
@@ -22,13 +46,9 @@ def _login(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, A
     password = string_field(body, "password", max_length=1024)
     locale = string_field(body, "locale", max_length=16, required=False)
     runtime.token_signer(), runtime.mfa_signer()  # before any text is sent: a key problem answers 503 first
-    result = runtime.signin().login(email=email, code=code, password=password, client_ip=ctx.client_ip, locale=locale)
-    if isinstance(result, SecondFactorSent):
-        return 200, sessions.second_factor_response(result)
-    answer = sessions.for_user(result.user, ["pwd"]) | {"user": sessions.user_profile(result.user, result.pii)}
-    if result.unavailable_fields:
-        answer["unavailable_fields"] = result.unavailable_fields
-    return 200, answer
+    return 200, sessions.sign_in_with_password(
+        email=email, code=code, password=password, client_ip=ctx.client_ip, locale=locale
+    )
 
 
 def _health() -> dict[str, Any]:
@@ -38,5 +58,5 @@ def _health() -> dict[str, Any]:
 @functions_framework.http
 def login(request: flask.Request) -> flask.Response:
     return http.handle(
-        request, post=_login, health=_health, get_routes={"/.well-known/jwks.json": lambda: runtime.token_signer().jwks()}
+        request, post=_post, health=_health, get_routes={"/.well-known/jwks.json": lambda: runtime.token_signer().jwks()}
     )

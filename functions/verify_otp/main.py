@@ -22,8 +22,7 @@ def _verify(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, 
     if mfa_token:
         return 200, sessions.complete_second_factor(mfa_token, code, ctx.client_ip)
     phone = string_field(body, "phone", max_length=32)
-    verified = runtime.otp_service().verify(phone, code, ctx.client_ip)
-    return 200, sessions.for_verified_phone(verified)
+    return 200, sessions.sign_in_with_phone(phone, code, ctx.client_ip)
 
 
 @functions_framework.http

@@ -182,6 +182,11 @@ class Settings:
     jwt_issuer: str = "otplogin"
     jwt_audience: str = "otplogin-clients"
     jwt_ttl_seconds: int = 3600
+    # Refresh tokens (otplogin.refresh): a family ends after this long unused, or this long after its sign-in
+    refresh_idle_seconds: int = 30 * 86400
+    refresh_lifetime_seconds: int = 90 * 86400
+    # A retry with the token just rotated gets the same successor for this long (Supabase: 10 s); after, it is reuse
+    refresh_reuse_grace_seconds: float = 10.0
     # Login (docs/architecture.md, "Lockout"): a lock per (account, client), an account-wide ceiling
     login_failures_before_lock: int = 5
     login_lock_base_seconds: int = 60
@@ -268,6 +273,9 @@ class Settings:
             jwt_issuer=env.get("JWT_ISSUER", "otplogin"),
             jwt_audience=env.get("JWT_AUDIENCE", "otplogin-clients"),
             jwt_ttl_seconds=_int(env, "JWT_TTL_SECONDS", 3600, 60, 86400),
+            refresh_idle_seconds=_int(env, "REFRESH_IDLE_SECONDS", 30 * 86400, 60, 365 * 86400),
+            refresh_lifetime_seconds=_int(env, "REFRESH_LIFETIME_SECONDS", 90 * 86400, 60, 730 * 86400),
+            refresh_reuse_grace_seconds=_float(env, "REFRESH_REUSE_GRACE_SECONDS", 10.0, 0.0, 60.0),
             login_failures_before_lock=_int(env, "LOGIN_FAILURES_BEFORE_LOCK", 5, 1, 100),
             login_lock_base_seconds=_int(env, "LOGIN_LOCK_BASE_SECONDS", 60, 1, 86400),
             login_lock_max_seconds=_int(env, "LOGIN_LOCK_MAX_SECONDS", 3600, 1, 86400 * 7),

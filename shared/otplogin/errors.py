@@ -79,6 +79,16 @@ class InvalidCredentials(ApiError):
     code, status, message = "invalid_credentials", 401, "The email, code or password is not correct."
 
 
+class InvalidGrant(ApiError):
+    """A refresh token that is unknown, malformed, spent, revoked or expired: never told apart."""
+
+    code, status, message = "invalid_grant", 401, "The refresh token is not valid. Sign in again."
+
+
+class InvalidToken(ApiError):
+    code, status, message = "invalid_token", 401, "A valid access token (Authorization: Bearer) is required."
+
+
 class AccountLocked(ApiError):
     code, status, message = "account_locked", 429, "Too many failed sign-ins. Try again later."
 

@@ -40,6 +40,7 @@ class Context:
 
     client_ip: str
     path: str
+    bearer: str | None = None  # the `Authorization: Bearer` token, if any
 
 
 Handler = Callable[[Mapping[str, Any], Context], tuple[int, dict[str, Any]]]
@@ -79,7 +80,10 @@ def handle(
         if request.method != "POST":
             raise MethodNotAllowed(allowed=["GET", "HEAD", "POST", "OPTIONS"])
         body = parse_json_body(request, cfg.max_body_bytes)
-        status, payload = post(body, Context(client_ip=client_ip(request, cfg.trusted_proxy_hops), path=request.path))
+        ctx = Context(client_ip=client_ip(request, cfg.trusted_proxy_hops), path=request.path, bearer=_bearer(request))
+        status, payload = post(body, ctx)
+        if status == 204:
+            return _no_content(allowed_origin)
         return _json(status, payload, allowed_origin)
     except ApiError as exc:
         if isinstance(exc, PayloadTooLarge):
@@ -193,6 +197,20 @@ def client_ip(request: flask.Request, trusted_hops: int = 1) -> str:
     # Fewer entries than hops: the request came through fewer proxies; the leftmost is the nearest we have.
     trusted = entries[-hops] if len(entries) >= hops else entries[0]
     return trusted or request.remote_addr or "unknown"  # an empty trusted entry: nothing to trust in the header
+
+
+def _bearer(request: flask.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _no_content(allowed_origin: str | None) -> flask.Response:
+    response = _json(204, {}, allowed_origin)
+    response.set_data(b"")
+    response.headers.pop("Content-Type", None)
+    return response
 
 
 def _json(status: int, payload: dict[str, Any], allowed_origin: str | None, headers: dict[str, str] | None = None) -> flask.Response:

@@ -329,18 +329,27 @@ class OtpService:
         return Sent(self.settings.code_ttl_seconds, self.settings.resend_cooldown_seconds)
 
     # -- verify -----------------------------------------------------------
-    def verify(self, raw_phone: str, code: str, client_ip: str) -> Verified:
-        """The `{phone, code}` path: only a code sent to prove this phone counts, never a login code."""
+    def verify(
+        self, raw_phone: str, code: str, client_ip: str, *, also_write: Callable[[str], dict[str, Any]] | None = None
+    ) -> Verified:
+        """The `{phone, code}` path: only a code sent to prove this phone counts, never a login code.
+
+        `also_write(e164)` gives documents to create in the same commit as the consume (the
+        session a verified phone starts): a success costs one read and one commit, no more."""
         fixed = self._test_number(raw_phone)
         e164 = fixed[0] if fixed else phone.normalize(raw_phone)
-        verified = self._verify(self.phone_scope(self.phone_key(e164)), code, client_ip, log.mask_phone(e164))
+        extra = (lambda: also_write(e164)) if also_write else None
+        verified = self._verify(self.phone_scope(self.phone_key(e164)), code, client_ip, log.mask_phone(e164), extra)
         return dataclasses.replace(verified, phone=e164)
 
     def verify_second_factor(self, phone_key: str, subject: str, code: str, client_ip: str) -> Verified:
         """A login's second factor: only a code sent for this user's login to this phone counts."""
         return self._verify(self.login_scope(phone_key, subject), code, client_ip, "(second factor)")
 
-    def _verify(self, scope: Scope, code: str, client_ip: str, phone_for_logs: str) -> Verified:
+    def _verify(
+        self, scope: Scope, code: str, client_ip: str, phone_for_logs: str,
+        also_write: Callable[[], dict[str, Any]] | None = None,
+    ) -> Verified:
         n = self.settings.code_length
         if not (isinstance(code, str) and len(code) == n and code.isascii() and code.isdigit()):
             raise InvalidRequest(f"code must be {n} digits.", field="code")
@@ -368,7 +377,8 @@ class OtpService:
                 used = {"state": "used", "code_hash": "", "previous": None}
                 # The guard's credit: the phone becomes known, its range, country and client earn sends.
                 credit = self.guard.verified(doc.get("guard"), now)
-                return store.Plan(Verified(None, scope.purpose, scope.subject), {code_path: used, **credit})
+                extra = also_write() if also_write else {}
+                return store.Plan(Verified(None, scope.purpose, scope.subject), {code_path: used, **credit, **extra})
             attempts = doc.get("attempts", 0) + 1
             failures = scope.failures.with_event(docs[failures_path], now)
             client_failures = self.ip_failures.with_event(docs[ip_path], now)

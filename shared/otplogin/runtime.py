@@ -20,6 +20,7 @@ from otplogin.sms import SmsSender
 
 if TYPE_CHECKING:  # imported lazily below: each function loads only what it uses
     from otplogin.keyring import Keyring
+    from otplogin.refresh import RefreshTokens
     from otplogin.secrets import SecretStore
     from otplogin.signin import SignIn
     from otplogin.tokens import TokenSigner
@@ -171,6 +172,13 @@ def mfa_signer() -> TokenSigner:
     return _signer(
         "mfa_signer", f"{cfg.jwt_issuer}:mfa", f"{cfg.jwt_audience}:mfa", cfg.code_ttl_seconds, SECOND_FACTOR_TOKEN_TYPE
     )
+
+
+def refresh_tokens() -> RefreshTokens:
+    """Session families: keyed with the OTP pepper, which verify_otp and login both read."""
+    from otplogin.refresh import RefreshTokens
+
+    return _memo("refresh", None, lambda: RefreshTokens(settings(), pepper=lambda: secret(OTP_PEPPER)))
 
 
 def pii_keyring() -> Keyring | None:

@@ -148,8 +148,11 @@ class SignIn:
         self.account_failures = SlidingWindow("login_fail_acct", settings.login_account_failures_per_hour)
 
     def login(
-        self, *, email: str | None, code: str | None, password: str, client_ip: str, locale: str | None = None
+        self, *, email: str | None, code: str | None, password: str, client_ip: str, locale: str | None = None,
+        also_write: Callable[[User], dict[str, Any]] | None = None,
     ) -> SignedIn | SecondFactorSent:
+        """`also_write(user)` gives documents to create in the success's own commit (the session a
+        login without a second factor starts), so a sign-in costs no commit more."""
         now = self._clock()
         client = self._otp().client_key(client_ip)
         ip_path = self.ip_failures.path(client)
@@ -178,7 +181,7 @@ class SignIn:
             )
             raise InvalidCredentials()
 
-        self._succeeded(attempt, user, password, verified)
+        self._succeeded(attempt, user, password, verified, None if user.mfa_enabled else also_write)
         pii, unavailable = self._decrypt(user)
         if user.mfa_enabled:
             return self._send_second_factor(user, pii.get("phone"), client_ip, locale)
@@ -235,7 +238,8 @@ class SignIn:
             log.event("login_locked", f"login refused: {refused.lock} locked out", lock=refused.lock, **who)
         raise refused.error
 
-    def _succeeded(self, attempt: Attempt, user: User, password: str, verified: str) -> None:
+    def _succeeded(self, attempt: Attempt, user: User, password: str, verified: str,
+                   also_write: Callable[[User], dict[str, Any]] | None = None) -> None:
         """Give the reserved attempt back, trust this client, and rehash if the parameters rose.
 
         The new hash is written only if the stored one is still the hash just
@@ -255,6 +259,8 @@ class SignIn:
             rehash = new_hash is not None and current is not None and current.get("password_hash") == verified
             if rehash:
                 writes[user.path] = {"password_hash": new_hash}
+            if also_write:
+                writes.update(also_write(user))
             return store.Plan(rehash, writes)
 
         if store.atomic_update(paths, decide, max_attempts=RESERVE_ATTEMPTS):

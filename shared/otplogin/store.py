@@ -174,6 +174,8 @@ def atomic_update(
 
 
 def _read(db: Any, refs: list[Any], timeout: float) -> dict[str, Any]:
+    if not refs:  # a plan that only creates (a new session family): no round trip
+        return {}
     return {s.reference.path: s for s in db.get_all(refs, retry=READ_RETRY, timeout=timeout)}
 
 

@@ -2,7 +2,7 @@
 //
 //   node tests/browser/flows.mjs SCENARIO < config.json
 //
-// SCENARIO: otp | wrong_code | login | challenge | disallowed_origin. The config (written by
+// SCENARIO: otp | wrong_code | login | session | challenge | disallowed_origin. The config (written by
 // tests/browser/test_browser.py, which starts the stack on free ports) gives the page's
 // URLs, the phones and accounts to use and where screenshots go. The last line printed
 // is a JSON result ({"ok": true, ...} or {"ok": false, "error": ...}); exit 1 on failure.
@@ -160,6 +160,42 @@ const scenarios = {
       assert.equal(claims.amr, 'otp');
       await shot('token-claims');
       return { code: value, claims };
+    });
+  },
+
+  /** A phone sign-in survives two reloads (the refresh token rotates each time), then signs out. */
+  async session(config) {
+    return withPage(config, 'session', async ({ page, shot }) => {
+      await open(page, config.site, 'en');
+      const otp = page.locator('#otp');
+      await otp.getByLabel('Mobile number').fill(config.sessionPhone);
+      await otp.getByRole('button', { name: 'Send code' }).click();
+      const code = otp.getByLabel('Code received');
+      await code.waitFor({ state: 'visible' });
+      await code.fill(await outboxCode(config.site, config.sessionPhone));
+      await otp.getByRole('button', { name: 'Verify' }).click();
+      await page.locator('#otp-result').waitFor({ state: 'visible' });
+      const stored = () => page.evaluate(() => localStorage.getItem('otplogin.refresh_token'));
+      const tokens = [await stored()];
+      assert.ok(tokens[0], 'the sign-in stored a refresh token');
+      for (let reload = 0; reload < 2; reload += 1) {
+        await page.reload();
+        await page.locator('body[data-ready="true"]').waitFor();
+        await page.locator('#session').waitFor({ state: 'visible' });
+        await waitText(page.locator('#session-status'), /^Session restored after reloading the page/);
+        tokens.push(await stored());
+      }
+      assert.equal(new Set(tokens).size, 3, 'each load rotated the refresh token');
+      const claims = await claimsOf(page, '#session');
+      await shot('session-restored');
+      await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+      await waitText(page.locator('#session-ended'), /^You are signed out\./);
+      assert.equal(await stored(), null, 'signing out forgets the token');
+      await page.reload();
+      await page.locator('body[data-ready="true"]').waitFor();
+      assert.equal(await page.locator('#session').isHidden(), true, 'no session after signing out');
+      await shot('signed-out');
+      return { claims, tokens };
     });
   },
 

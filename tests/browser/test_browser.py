@@ -43,6 +43,7 @@ DEMO = {"email": "demo@example.com", "code": "DEM0001KIN", "phone": "+2438123456
         "address": "12 avenue du Commerce, Kinshasa"}  # fmt: skip
 MFA = {"email": "mfa@example.com", "code": "MFA0001KIN", "phone": "+243812345679"}
 OTP_PHONE, WRONG_CODE_PHONE, BLOCKED_PHONE = "+243812340001", "+243812340002", "+243812340003"
+SESSION_PHONE = "+243812340004"
 CHALLENGE_PHONE = "+243899990001"  # block 8999: made to look pumped before the challenge scenario
 
 
@@ -92,6 +93,7 @@ class BrowserStack:
             "wrongCodePhone": WRONG_CODE_PHONE,
             "blockedPhone": BLOCKED_PHONE,
             "challengePhone": CHALLENGE_PHONE,
+            "sessionPhone": SESSION_PHONE,
             "password": self.password,
             "demoEmail": DEMO["email"],
             "demoPhone": DEMO["phone"],
@@ -190,6 +192,17 @@ def test_password_sign_in_profile_then_second_factor(browser_stack):
     assert result["profile"]["Address"] == DEMO["address"]
     assert result["mfaClaims"]["amr"] == "pwd, otp"
     _screenshots_exist(result, 4)
+
+
+def test_a_session_survives_reloads_then_signs_out(browser_stack):
+    from otplogin.errors import InvalidGrant
+
+    result = browser_stack.run("session")
+    assert result["claims"]["sub"] == f"phone:{SESSION_PHONE}"
+    # Signed out: the last token the page held is refused by the service, not only forgotten.
+    with pytest.raises(InvalidGrant):
+        runtime.refresh_tokens().refresh(result["tokens"][-1])
+    _screenshots_exist(result, 2)
 
 
 def test_a_challenge_is_solved_by_the_altcha_widget_then_the_code_is_sent(browser_stack):

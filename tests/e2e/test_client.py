@@ -67,6 +67,22 @@ def test_phone_sign_in(client):
     assert claims == token.unverified_claims() and claims["sub"] == f"phone:{PHONE}"
 
 
+def test_refresh_and_logout(client):
+    client.send_otp(PHONE)
+    first = client.verify_otp(PHONE, outbox_codes(store.client(), PHONE)[-1])
+    assert first.refresh_token and first.refresh_expires_in == 30 * 86400
+    assert first.refresh_token not in repr(first)  # kept out of logs
+    second = client.refresh(first)
+    assert second.refresh_token != first.refresh_token and second.unverified_claims()["sub"] == f"phone:{PHONE}"
+    client.logout(second)
+    with pytest.raises(api.InvalidGrant):
+        client.refresh(second)
+    client.logout("not-a-token")  # no oracle: the same quiet answer
+    with pytest.raises(api.InvalidToken):
+        client.logout(all_sessions=True, access_token="a.b.c")
+    client.logout(all_sessions=True, access_token=second)
+
+
 def test_typed_errors_mirror_the_error_codes(client):
     with pytest.raises(api.InvalidPhone) as exc:
         client.send_otp("+243 12")
@@ -242,7 +258,7 @@ def test_gets_are_retried_on_503_and_bad_gateways_honouring_retry_after(fake):
     assert len(server.hits) == 3  # retries=2: three tries in all
 
 
-@pytest.mark.parametrize("call", ["send_otp", "login", "verify_otp", "verify_second_factor"])
+@pytest.mark.parametrize("call", ["send_otp", "login", "verify_otp", "verify_second_factor", "refresh", "logout"])
 def test_posts_are_never_repeated_once_they_reached_the_server(fake, call):
     server, sleeps = fake(UNAVAILABLE, (202, '{"status": "sent", "expires_in": 300, "resend_after": 60}', {})), []
     client = make_client(server.url, sleeps)
@@ -252,6 +268,8 @@ def test_posts_are_never_repeated_once_they_reached_the_server(fake, call):
             "login": lambda: client.login(email="a@example.com", password="p"),
             "verify_otp": lambda: client.verify_otp(PHONE, "123456"),
             "verify_second_factor": lambda: client.verify_second_factor("a.b.c", "123456"),
+            "refresh": lambda: client.refresh("a.b.c"),
+            "logout": lambda: client.logout("a.b.c"),
         }[call]()
     assert len(server.hits) == 1 and sleeps == []
 

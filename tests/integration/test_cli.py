@@ -472,3 +472,54 @@ def test_runs_as_a_module(stack):
     result = subprocess.run([sys.executable, "-m", "otplogin.cli", "--help"], capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0 and "rotate-keys" in result.stdout
+
+
+# -- set-password / delete-user / revoke-sessions: each signs the user out everywhere ---------
+
+
+@pytest.fixture
+def signed_in(stack, password_hash, monkeypatch):
+    """A user with two sessions (refresh tokens), and a way to tell whether a token still refreshes."""
+    import logging
+
+    from otplogin.errors import InvalidGrant
+
+    # A refused refresh logs: not into a stream an earlier test's capture closed.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+
+    user = users.create(code="SES0001", email="ses@example.com", password_hash=password_hash, role="user",
+                        keyring=None, pii={})
+    tokens = [runtime.refresh_tokens().issue(user.id, {}, user=user.code).refresh_token for _ in range(2)]
+
+    def alive(token: str) -> bool:
+        try:
+            runtime.refresh_tokens().refresh(token)
+        except InvalidGrant:
+            return False
+        return True
+
+    time.sleep(0.01)  # revoked_before is later than the families' creation
+    return SimpleNamespace(user=user, tokens=tokens, alive=alive)
+
+
+def test_revoke_sessions_signs_the_user_out_everywhere(signed_in, capsys):
+    code, out, _ = run(["revoke-sessions", "--email", "ses@example.com"], capsys)
+    assert code == 0 and "revoked" in out
+    assert not any(signed_in.alive(t) for t in signed_in.tokens)
+    fresh = runtime.refresh_tokens().issue(signed_in.user.id, {}).refresh_token
+    assert signed_in.alive(fresh)  # a sign-in after the revocation works
+    assert run(["revoke-sessions", "--code", "NOPE0001"], capsys)[0] == 1
+
+
+def test_set_password_changes_the_hash_and_revokes_every_session(signed_in, capsys, monkeypatch):
+    new = "another long passphrase"
+    code, _, _ = run(["set-password", "--code", "SES0001", "--password-stdin"], capsys, f"{new}\n", monkeypatch)
+    assert code == 0
+    assert passwords.verify_password(new, users.get_by_code("SES0001").data["password_hash"])
+    assert not any(signed_in.alive(t) for t in signed_in.tokens)
+
+
+def test_delete_user_removes_the_account_and_revokes_every_session(signed_in, capsys):
+    assert run(["delete-user", "--email", "ses@example.com"], capsys)[0] == 0
+    assert users.get_by_code("SES0001") is None and users.get_by_email("ses@example.com") is None
+    assert not any(signed_in.alive(t) for t in signed_in.tokens)

@@ -218,6 +218,11 @@ def test_second_factor_end_to_end(login):
     assert r.status_code == 200, r.get_data(as_text=True)
     claims = verify_with_jwks(r.get_json()["access_token"], jwks(login), issuer="otplogin", audience="otplogin-clients")
     assert claims["code"] == "MAN0001RAB" and claims["amr"] == ["pwd", "otp"]
+    # The completed login is a session: its refresh token renews the same claims.
+    refreshed = post(login, {"grant_type": "refresh_token", "refresh_token": r.get_json()["refresh_token"]})
+    again = verify_with_jwks(refreshed.get_json()["access_token"], jwks(login), issuer="otplogin",
+                             audience="otplogin-clients")
+    assert again["sub"] == claims["sub"] and again["amr"] == ["pwd", "otp"]
     # Single use, and a plain phone code cannot complete someone's second factor.
     assert post(verify, {"mfa_token": step["mfa_token"], "code": code}).get_json()["error"]["code"] == "code_expired"
 

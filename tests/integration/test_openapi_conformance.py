@@ -477,3 +477,22 @@ def test_login_second_factor_completes_at_verify_otp(login, make_user, verify):
 
     claims = verify_with_jwks(token["access_token"], jwks, issuer="otplogin", audience="otplogin-clients")
     assert claims["sub"] == user.id and claims["amr"] == ["pwd", "otp"]
+
+
+def test_refresh_and_logout_answer_what_the_spec_says(login, make_user):
+    make_user()
+    signed_in = conforms("login", login.post("/", json={"email": USER["email"], "password": PASSWORD}), 200)
+    request = {"grant_type": "refresh_token", "refresh_token": signed_in["refresh_token"]}
+    openapi.validate_request("login", "POST", request)
+    refreshed = conforms("login", login.post("/", json=request), 200)
+    assert refreshed["refresh_token"] != signed_in["refresh_token"] and "user" not in refreshed
+    conforms("login", login.post("/", json=request | {"refresh_token": "nope"}), 401, "invalid_grant")
+    conforms("login", login.post("/", json=request | {"grant_type": "magic"}), 400, "invalid_request")
+    logout = {"refresh_token": refreshed["refresh_token"]}
+    openapi.validate_request("login", "POST", logout, path="/logout")
+    conforms("login", login.post("/logout", json=logout), 204, path="/logout")
+    conforms("login", login.post("/logout", json={"refresh_token": "nope"}), 204, path="/logout")
+    conforms("login", login.post("/logout", json={}), 400, "invalid_request", path="/logout")
+    conforms("login", login.post("/logout", json={"all_sessions": True}), 401, "invalid_token", path="/logout")
+    bearer = {"Authorization": f"Bearer {refreshed['access_token']}"}
+    conforms("login", login.post("/logout", json={"all_sessions": True}, headers=bearer), 204, path="/logout")

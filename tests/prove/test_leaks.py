@@ -5,7 +5,8 @@ Prism, and a faulty Twilio for the 502s, including Twilio's 21211 error whose
 text quotes the recipient), so codes pass only through the provider request,
 never through a development sink. Then the logs are searched for every value
 the run handled: each code (as a whole number), each full phone number (E.164,
-national digits, `whatsapp:` form), the password, every access and mfa token,
+national digits, `whatsapp:` form), the password, every access, mfa and refresh
+token (and each refresh token's secret part),
 and every Secret Manager value (pepper, signing key PEM and its base64 body,
 each keyring key, Twilio SID and auth token, admin password). Error bodies are
 searched for the same values and for internals (stack traces, module paths,
@@ -85,7 +86,7 @@ def forbidden(harvest: Harvest, secrets: dict[str, str]) -> dict[str, re.Pattern
     patterns["address"] = re.compile(re.escape(ADDRESS))
     for i, token in enumerate(sorted(harvest.tokens)):
         patterns[f"token {i}"] = re.compile(re.escape(token))
-        patterns[f"token {i} signature"] = re.compile(re.escape(token.rsplit(".", 1)[1]))
+        patterns[f"token {i} signature"] = re.compile(re.escape(token.rsplit(".", 1)[1]))  # a refresh token's secret
     for name, value in secrets.items():
         if name == "twilio-sender":
             continue  # a public sender number, not a credential (checked below as a phone anyway)
@@ -111,7 +112,7 @@ def flows(post, get, twilio: RecordingProxy, faulty: FaultyTwilio, faulty_post, 
         data = json.loads(text) if text else {}
         if status >= 400:
             harvest.error_bodies.append(text)
-        for key in ("access_token", "mfa_token"):
+        for key in ("access_token", "mfa_token", "refresh_token"):
             if key in data:
                 harvest.tokens.add(data[key])
         assert status == expect, (function, body, status, text)
@@ -134,7 +135,14 @@ def flows(post, get, twilio: RecordingProxy, faulty: FaultyTwilio, faulty_post, 
     call("verify_otp", {"phone": PHONES["moroccan"], "code": last_code()}, 200)
     call("send_otp", {"phone": PHONES["sms"]}, 429)  # cooldown
     # Passwords: success with PII, wrong password, unknown user, a second factor.
-    call("login", {"email": "leak@example.cd", "password": PASSWORD}, 200)
+    signed_in = call("login", {"email": "leak@example.cd", "password": PASSWORD}, 200)
+    # Sessions: rotate twice, replay the first token (reuse: the family is revoked), sign out.
+    spent = signed_in["refresh_token"]
+    newer = call("login", {"grant_type": "refresh_token", "refresh_token": spent}, 200)["refresh_token"]
+    newest = call("login", {"grant_type": "refresh_token", "refresh_token": newer}, 200)["refresh_token"]
+    call("login", {"grant_type": "refresh_token", "refresh_token": spent}, 401)
+    call("login", {"grant_type": "refresh_token", "refresh_token": newest}, 401)
+    call("login/logout", {"refresh_token": newest}, 204)
     call("login", {"code": "LEAK0001", "password": WRONG_PASSWORD}, 401)
     call("login", {"email": "nobody@example.cd", "password": PASSWORD}, 401)
     mfa = call("login", {"email": "mfa@example.cd", "password": PASSWORD}, 200)
@@ -178,6 +186,7 @@ def judge(harvest: Harvest, logs: dict[str, str], secrets: dict[str, str], figur
     lines = sum(t.count("\n") for t in logs.values())
     assert lines > 10, "the logs captured nothing: the scan would prove nothing"
     assert harvest.codes and harvest.tokens
+    assert any('"event": "refresh_token_reused"' in t for t in logs.values()), "the reuse alert's event is logged"
     assert found_in_logs == [], found_in_logs
     assert found_in_bodies == [], found_in_bodies
     assert internals == [], internals
@@ -223,7 +232,8 @@ def test_no_secret_in_logs_or_error_bodies_in_process(stack, prism, secret_manag
         clients = {name: app_client(name) for name in ("send_otp", "verify_otp", "login")}
 
         def post(function, body):
-            r = clients[function].post("/", data=json.dumps(body), content_type="application/json")
+            function, _, path = function.partition("/")
+            r = clients[function].post("/" + path, data=json.dumps(body), content_type="application/json")
             return r.status_code, r.get_data(as_text=True)
 
         def get(function, path):
@@ -262,7 +272,8 @@ def test_no_secret_in_process_logs_or_error_bodies(stack, prism, secret_manager,
             session = requests.Session()
 
             def post(function, body):
-                r = session.post(procs[function].url, json=body, timeout=30)
+                function, _, path = function.partition("/")
+                r = session.post(procs[function].url + "/" + path, json=body, timeout=30)
                 return r.status_code, r.text
 
             def get(function, path):

@@ -32,7 +32,7 @@ ALL_SECRETS = {
     "twilio-sender",
     "admin-password",
 }
-EXPIRING_COLLECTIONS = {"otp_codes", "otp_counters"}
+EXPIRING_COLLECTIONS = {"otp_codes", "otp_counters", "refresh_families", "refresh_subjects"}
 
 
 def literal_set(expr: str) -> set[str]:

@@ -3,11 +3,15 @@
 // token's claims after checking its signature against login's JWKS.
 // config.json (written by web/devserver.py) gives the function URLs and, in local mode only,
 // the dev outbox endpoint that reads the codes the development SMS sink recorded.
+// A sign-in's refresh token is kept in localStorage and traded at login on every load,
+// so the session survives a reload (a demo: a real app keeps it where scripts of other
+// origins and extensions cannot read it, such as the platform's secure storage).
 
 import { LANGUAGES, errorText, text } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: 'en', config: null, otpPhone: null, mfa: null, dynamic: new Map() };
+const state = { lang: 'en', config: null, otpPhone: null, mfa: null, dynamic: new Map(), access: null };
+const SESSION_KEY = 'otplogin.refresh_token';
 
 // ---------------------------------------------------------------------------- texts
 function t(key, params) {
@@ -90,14 +94,14 @@ function resetErrors(form) {
 }
 
 // ---------------------------------------------------------------------------- the API
-async function post(fn, body) {
+async function post(fn, body, path = '', headers = {}) {
   let response;
   try {
-    response = await fetch(state.config.functions[fn], {
+    response = await fetch(state.config.functions[fn].replace(/\/$/, '') + path, {
       method: 'POST',
       mode: 'cors',
       credentials: 'omit',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...headers },
       body: JSON.stringify(body),
     });
   } catch (e) {
@@ -108,6 +112,7 @@ async function post(fn, body) {
 }
 
 async function answer(response) {
+  if (response.status === 204) return {};
   let data = null;
   try {
     data = await response.json();
@@ -343,6 +348,7 @@ function wireOtp() {
     await busy($('verify-button'), async () => {
       try {
         const token = await post('verify_otp', { phone: state.otpPhone, code });
+        remember(token);
         verifyForm.hidden = true;
         result.hidden = false;
         showToken(result.querySelector('.claims'), token);
@@ -396,6 +402,7 @@ function wireLogin() {
           $('mfa-code').value = '';
           $('mfa-code').focus();
         } else {
+          remember(answer);
           showSignedIn(answer.user, answer, answer.unavailable_fields || []);
         }
       } catch (failure) {
@@ -413,6 +420,7 @@ function wireLogin() {
     await busy($('mfa-button'), async () => {
       try {
         const token = await post('verify_otp', { mfa_token: state.mfa.mfa_token, code });
+        remember(token);
         mfaForm.hidden = true;
         showSignedIn(null, token, []);
       } catch (failure) {
@@ -461,6 +469,55 @@ function showSignedIn(user, token, unavailable) {
   $('login-result-title').focus();
 }
 
+// ---------------------------------------------------------------------------- session
+/** Keep the newest refresh token (each refresh spends the one before). */
+function remember(token) {
+  state.access = token.access_token;
+  if (token.refresh_token) localStorage.setItem(SESSION_KEY, token.refresh_token);
+}
+
+function endSession(key) {
+  localStorage.removeItem(SESSION_KEY);
+  state.access = null;
+  $('session').hidden = true;
+  say($('session-ended'), () => t(key));
+}
+
+/** On load: trade the stored refresh token for a new access token and its successor. */
+async function restoreSession() {
+  const stored = localStorage.getItem(SESSION_KEY);
+  if (!stored) return;
+  try {
+    const token = await post('login', { grant_type: 'refresh_token', refresh_token: stored });
+    remember(token);
+    $('session').hidden = false;
+    const days = Math.floor(token.refresh_expires_in / 86400);
+    say($('session-status'), () => t('session.restored', { days }));
+    showToken($('session').querySelector('.claims'), token);
+  } catch (failure) {
+    if (failure.kind === 'api' && failure.code === 'invalid_grant') endSession('session.ended');
+    else showError($('page-error'), failure);  // keep the token: the service may be back on the next load
+  }
+}
+
+function wireSession() {
+  const signOut = async (button, everywhere) => {
+    resetErrors($('session'));
+    await busy(button, async () => {
+      try {
+        const body = everywhere ? { all_sessions: true } : { refresh_token: localStorage.getItem(SESSION_KEY) };
+        const headers = everywhere ? { Authorization: `Bearer ${state.access}` } : {};
+        await post('login', body, '/logout', headers);
+        endSession('session.signedout');
+      } catch (failure) {
+        showError($('session-error'), failure);
+      }
+    });
+  };
+  $('signout').addEventListener('click', () => signOut($('signout'), false));
+  $('signout-all').addEventListener('click', () => signOut($('signout-all'), true));
+}
+
 // ---------------------------------------------------------------------------- start
 async function start() {
   const params = new URLSearchParams(location.search);
@@ -481,6 +538,8 @@ async function start() {
   }
   wireOtp();
   wireLogin();
+  wireSession();
+  await restoreSession();
   document.body.dataset.ready = 'true';
 }
 

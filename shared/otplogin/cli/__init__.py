@@ -8,6 +8,9 @@
                                [--propagation-wait SECONDS]
     otplogin-admin check-keys [--sample N | --all]
     otplogin-admin rotate-signing-key [--publish-wait SECONDS]
+    otplogin-admin set-password (--email E | --code C) [--password-stdin]
+    otplogin-admin delete-user (--email E | --code C)
+    otplogin-admin revoke-sessions (--email E | --code C)
 
 The commands talk to the Firestore and Secret Manager of ``GOOGLE_CLOUD_PROJECT``
 (the emulators when ``FIRESTORE_EMULATOR_HOST`` / ``SECRET_MANAGER_EMULATOR_HOST``
@@ -26,7 +29,14 @@ import getpass  # re-exported: tests replace getpass.getpass (read_password look
 import sys
 
 from otplogin import users
-from otplogin.cli.accounts import cmd_bootstrap_admin, cmd_create_user, cmd_init
+from otplogin.cli.accounts import (
+    cmd_bootstrap_admin,
+    cmd_create_user,
+    cmd_delete_user,
+    cmd_init,
+    cmd_revoke_sessions,
+    cmd_set_password,
+)
 from otplogin.cli.check import cmd_check_keys
 from otplogin.cli.common import CliError, Context
 from otplogin.cli.rotation import ROTATION_LOCK_PATH, cmd_rotate_keys
@@ -123,6 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default SECRETS_REFRESH_SECONDS + 300 s of JWKS caching + 30)",
     )
     p.set_defaults(func=cmd_rotate_signing_key)
+
+    for name, func, text in (
+        ("set-password", cmd_set_password, "change a user's password and revoke every session of the user"),
+        ("delete-user", cmd_delete_user, "delete a user and revoke every session of the user"),
+        ("revoke-sessions", cmd_revoke_sessions, "revoke every refresh token of a user (a stolen device, a lock)"),
+    ):
+        p = sub.add_parser(name, help=text, allow_abbrev=False)
+        p.add_argument("--email")
+        p.add_argument("--code")
+        if name == "set-password":
+            p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+        p.set_defaults(func=func)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""Commands that write accounts and the canary: ``init``, ``create-user``, ``bootstrap-admin``.
+"""Commands that write accounts and the canary: ``init``, ``create-user``, ``bootstrap-admin``,
+``set-password``, ``delete-user`` and ``revoke-sessions`` (the last three sign the user out everywhere).
 
 They make one-off changes an operator types by hand, apart from the long
 key rotation and the read-only check.
@@ -13,6 +14,7 @@ from otplogin import passwords, phone, runtime, store, users
 from otplogin.cli.common import DOCS, CanaryState, CliError, Context, canary_state, check_password, read_password
 from otplogin.errors import ApiError
 from otplogin.keyring import Keyring
+from otplogin.refresh import RefreshTokens
 
 MAX_ADDRESS_LENGTH = 500
 
@@ -132,4 +134,64 @@ def cmd_bootstrap_admin(ctx: Context, args: argparse.Namespace) -> int:
         )
     _create(ctx, code=code, email=email, role="admin", password=password, pii={}, mfa=False)
     ctx.say(f"created admin {code} ({email}) with the password of secret '{runtime.ADMIN_PASSWORD}'")
+    return 0
+
+
+# -- set-password / delete-user / revoke-sessions -----------------------------------
+# Each revokes every refresh-token family of the user in the same atomic write as its change:
+# one marker document, whatever the number of sessions.
+
+
+def _find_user(args: argparse.Namespace) -> users.User:
+    if bool(args.email) == bool(args.code):
+        raise CliError("give either --email or --code")
+    try:
+        user = users.get_by_email(users.normalize_email(args.email)) if args.email else \
+            users.get_by_code(users.normalize_code(args.code))
+    except ApiError as exc:
+        raise CliError(_api_message(exc)) from None
+    if user is None:
+        raise CliError(f"no user with {'email ' + args.email if args.email else 'code ' + args.code}")
+    return user
+
+
+def _sign_out_writes(ctx: Context, user: users.User) -> dict[str, store.Merge]:
+    pepper = ctx.secret(runtime.OTP_PEPPER)
+    writes = RefreshTokens(ctx.cfg, pepper=lambda: pepper).revoke_subject_writes(user.id)
+    return {path: store.Merge(doc) for path, doc in writes.items()}
+
+
+def _apply(user: users.User, writes: dict[str, object], paths: list[str]) -> None:
+    def decide(docs: store.Docs) -> store.Plan[bool]:
+        current = docs[user.path]
+        if current is None or current.get("id") != user.id:
+            return store.Plan(CliError(f"user {user.code} changed meanwhile: nothing was changed"))
+        return store.Plan(True, dict(writes))
+
+    store.atomic_update(paths, decide)
+
+
+def cmd_set_password(ctx: Context, args: argparse.Namespace) -> int:
+    user = _find_user(args)
+    password = read_password(args.password_stdin)
+    check_password(password, "the password")
+    writes = {user.path: {"password_hash": passwords.hash_password(password)}, **_sign_out_writes(ctx, user)}
+    _apply(user, writes, [user.path])
+    ctx.say(f"password of user {user.code} changed; every session of the user is revoked")
+    return 0
+
+
+def cmd_delete_user(ctx: Context, args: argparse.Namespace) -> int:
+    user = _find_user(args)
+    email_path = f"{users.EMAILS}/{user.email}"
+    _apply(user, {user.path: store.DELETE, email_path: store.DELETE, **_sign_out_writes(ctx, user)},
+           [user.path, email_path])
+    ctx.say(f"user {user.code} deleted; every session of the user is revoked")
+    return 0
+
+
+def cmd_revoke_sessions(ctx: Context, args: argparse.Namespace) -> int:
+    user = _find_user(args)
+    _apply(user, dict(_sign_out_writes(ctx, user)), [user.path])
+    ctx.say(f"every session of user {user.code} is revoked (access tokens already issued expire within their lifetime)")
     return 0
