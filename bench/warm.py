@@ -9,6 +9,7 @@ RPCs of each function request (bench.counting): the round-trip figures.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -118,7 +119,9 @@ def verify_otp(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict:
 
     def bare_floor(i: int) -> None:
         p = verify_paths("bare", keys[i])
-        bare.read_commit(p["read"], {p["read"][0]: {"state": "used", "code_hash": "", "previous": None}}, p["bumps"])
+        family = {"current": "0" * 64, "previous": None, "claims_enc": "x" * 160, "created_at": 1.0, "last_used": 1.0}
+        bare.read_commit(p["read"], {p["read"][0]: {"state": "used", "code_hash": "", "previous": None},
+                                     p["family"]: family}, p["bumps"])
 
     def transaction(i: int) -> None:
         bare.transaction(f"txn_codes/{keys[i]}", {"state": "used", "code_hash": "", "previous": None})
@@ -143,6 +146,7 @@ def verify_paths(prefix: str, key: str, ip: str = "203.0.113.9") -> dict[str, li
     ip_key = hashlib.sha256(ip.encode()).hexdigest()[:32]
     hour = int(time.time() // 3600)
     return {
+        "family": f"{prefix}_families/{secrets.token_hex(16)}",  # the session family its commit creates
         "read": [f"{prefix}_codes/{key}", f"{c}/fail_phone:{key}", f"{c}/fail_ip:{ip_key}"],
         "bumps": [f"{c}/known:{key}", f"{c}/client:{ip_key}:{hour}:0", f"{c}/range:CD-{key[:4]}:{hour}:0",
                   f"{c}/country:CD:{hour}:0"],

@@ -9,7 +9,8 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
   first of them with a `last_update_time` precondition (the optimistic
   read-check-write the library uses in place of a transaction) and merging an
   increment into each `bumps` document (the send guard's credit: the known
-  marker and the client, range and country counters).
+  marker and the client, range and country counters) and creating the
+  sign-in's session family document.
 - send_otp: one BatchGetDocuments of the documents a send reads (code, phone
   window, and the send guard's: known-phone marker, client, range and country
   counters of this hour and the last, the budget shards), one Commit of what it
@@ -20,7 +21,8 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
 - login: one BatchGetDocuments of the user and the 3 lockout documents and one
   Commit of those 3 (the attempt reserved before the hash), one Argon2id
   verification of the password against the user's `password_hash`, then one
-  BatchGetDocuments and one Commit of the 3 lockout documents (given back).
+  BatchGetDocuments and one Commit of the 3 lockout documents (given back) and
+  of the sign-in's new session family.
 
 verify_otp and login then sign their answer, an EdDSA JWT, with `cryptography`
 alone (the first key of `jwt-signing-keys`, loaded once per instance).
@@ -147,7 +149,9 @@ def verify_otp(request):
     body = request.get_json()
     state = _ready("verify_otp")
     used = {"state": "used", "code_hash": "", "previous": None}
-    _read_commit(state["db"], body["read"], {body["read"][0]: used}, body.get("bumps", []))
+    # The sign-in's session family is created in the same commit (a family document of the same shape).
+    family = {"current": "0" * 64, "previous": None, "claims_enc": "x" * 160, "created_at": 1.0, "last_used": 1.0}
+    _read_commit(state["db"], body["read"], {body["read"][0]: used, body["family"]: family}, body.get("bumps", []))
     return {"access_token": _token(state, body["read"][0])}
 
 
@@ -204,5 +208,9 @@ def login(request):
     locks = [f"bench_floor/login{i}:{body['path'].replace('/', ':')}" for i in range(3)]
     snaps = _read_commit(db, [body["path"], *locks], {p: {"events": [now], "expires_at": expires} for p in locks})
     Argon2id.verify_phc_encoded(body["password"].encode(), snaps[body["path"]].get("password_hash"))
-    _read_commit(db, locks, {p: {"events": [], "expires_at": expires} for p in locks})
+    import secrets
+
+    family = {"current": "0" * 64, "previous": None, "claims_enc": "x" * 160, "created_at": now, "last_used": now}
+    released = {p: {"events": [], "expires_at": expires} for p in locks}
+    _read_commit(db, locks, released | {f"bench_floor_families/{secrets.token_hex(16)}": family})  # + its session family
     return {"access_token": _token(state, body["path"])}

@@ -58,6 +58,14 @@ def test_verify_otp_is_one_read_and_one_commit(results):
     assert warm["firestore_rpcs_per_request_all_same"]
 
 
+def test_a_refresh_is_one_read_and_one_commit(results):
+    refresh = results["sessions"]["refresh"]
+    assert refresh["round_trips"]["firestore_rpcs_per_request"] == ONE_READ_ONE_COMMIT
+    assert refresh["round_trips"]["firestore_rpcs_per_request_all_same"]
+    assert refresh["round_trips"]["query_scans"] == refresh["round_trips"]["secret_manager_calls"] == 0
+    assert refresh["function"]["p50_ms"] > 0 and refresh["floor"]["p50_ms"] > 0
+
+
 def test_login_uses_direct_gets_and_no_scans(results):
     warm = results["round_trips"]["warm"]
     # email pointer; the reservation (IP, account, client windows + user) and its commit; the release and its commit
