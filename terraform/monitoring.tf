@@ -86,6 +86,11 @@ locals {
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"login_locked\""
       labels      = {}
     }
+    refresh_token_reused = {
+      description = "Spent refresh tokens presented after the grace window: each revoked its whole session family (a stolen token, or a client that keeps an old one)."
+      filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"refresh_token_reused\""
+      labels      = {}
+    }
     encryption_key_mismatch = {
       description = "The login health check found that pii-keyring cannot decrypt the stored canary: the deployed keyring is not the one the data was encrypted with."
       filter      = "resource.type=\"cloud_run_revision\" AND jsonPayload.event=\"encryption_key_mismatch\""

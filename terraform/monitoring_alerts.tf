@@ -303,6 +303,41 @@ resource "google_monitoring_alert_policy" "alert" {
       EOT
     }
 
+    # --- sessions ---------------------------------------------------------------------
+    refresh_reuse = {
+      display_name  = "otplogin: refresh tokens reused (session families revoked)"
+      severity      = "WARNING"
+      combiner      = "OR"
+      auto_close    = "3600s"
+      runbook       = "alert-refresh-tokens-reused"
+      runbook_title = "refresh tokens reused"
+      subject       = "otplogin: spent refresh tokens are being presented"
+      conditions = [
+        {
+          display_name       = "more than ${var.alert_refresh_reuse_per_hour} refresh_token_reused in 1 h"
+          filter             = "metric.type=\"${local.log_metric_types["refresh_token_reused"]}\" AND resource.type=\"cloud_run_revision\""
+          denominator_filter = null
+          threshold          = var.alert_refresh_reuse_per_hour
+          period             = "3600s"
+          group_by           = []
+        },
+      ]
+      content = <<-EOT
+      **What it means.** login refused spent refresh tokens presented after the grace
+      window (`refresh_token_reused`) and revoked each one's whole session family:
+      the users concerned must sign in again. A few are a stolen token or a client that
+      kept an old one; many at once are a client release that stores tokens wrongly,
+      or tokens leaked in bulk.
+
+      **First steps.**
+      1. When did it start? Right after an app release: that release's token storage.
+      2. Grouped by user agent or client: `gcloud logging read 'jsonPayload.event="refresh_token_reused"' --freshness=1h --limit=50 --format=json`.
+      3. A leak: revoke the subjects' sessions (`otplogin-admin revoke-sessions`).
+
+      Runbook: docs/runbook.md, "Alert: refresh tokens reused".
+      EOT
+    }
+
     # --- platform ---------------------------------------------------------------------
     http_5xx = {
       display_name  = "otplogin: 5xx answers on a function"

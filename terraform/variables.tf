@@ -380,6 +380,17 @@ variable "alert_sms_hourly_per_country_overrides" {
   }
 }
 
+variable "alert_refresh_reuse_per_hour" {
+  description = "Alert when more than this many spent refresh tokens are presented in an hour (refresh_token_reused; each revokes a session family)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alert_refresh_reuse_per_hour >= 0
+    error_message = "alert_refresh_reuse_per_hour must be 0 or more."
+  }
+}
+
 variable "alert_5xx_per_function" {
   description = "Alert when a function answers more than this many 5xx in 5 minutes (Cloud Run's request_count). 0: any 5xx."
   type        = number

@@ -512,7 +512,14 @@ def run_flows(p: dict, other_sm, jwt_keys: str, outbox_codes, store, generate_ke
     assert post(verify, {"phone": PHONE_MA, "code": code_ma}).json()["error"]["code"] == "too_many_attempts"
 
     # Login: success, unknown user, lockout (of the guessing client), then the per-IP failure cap (6 an hour here).
-    assert post(login, {"code": "MAN0001RAB", "password": PASSWORD}).status_code == 200
+    signed_in = post(login, {"code": "MAN0001RAB", "password": PASSWORD})
+    assert signed_in.status_code == 200
+    # A refresh token rotated twice, then the first one presented again: reuse, the family revoked.
+    first = signed_in.json()["refresh_token"]
+    second = post(login, {"grant_type": "refresh_token", "refresh_token": first}).json()["refresh_token"]
+    assert post(login, {"grant_type": "refresh_token", "refresh_token": second}).status_code == 200
+    reused = post(login, {"grant_type": "refresh_token", "refresh_token": first})
+    assert reused.json()["error"]["code"] == "invalid_grant"
     assert post(login, {"email": "nobody@example.com", "password": "x"}, ip="198.51.100.1").status_code == 401
     for _ in range(5):
         assert post(login, {"code": "MAN0001RAB", "password": "wrong"}, ip="198.51.100.2").status_code == 401
