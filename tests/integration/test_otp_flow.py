@@ -182,6 +182,23 @@ def test_per_ip_and_global_caps_with_the_guard_off(stack, clock, outbox):
     assert len(outbox.messages) == 4
 
 
+def test_parallel_sends_from_one_address_never_pass_the_per_ip_cap_with_the_guard_off(stack, clock, outbox):
+    """The flat per-address wall is hard: 16 sends at once from one address, cap 8, exactly 8 texts."""
+    service = make_service(clock, outbox, sends_per_ip_per_hour=8, sends_global_per_hour=1000, guard_enabled=False)
+
+    def attempt(i: int) -> str:
+        try:
+            service.send(f"+24381235{i:04d}", "sms", "en", "198.51.100.77")
+            return "sent"
+        except RateLimited as exc:
+            return str(exc.data["limit"])
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(attempt, range(16)))
+    assert results.count("sent") == 8 and results.count("send_ip") == 8, results
+    assert len(outbox.messages) == 8
+
+
 def test_test_numbers_get_fixed_code_and_no_message(stack, clock, outbox):
     service = make_service(clock, outbox, test_numbers={"+243800000001": "424242"})
     service.send("+243800000001", "sms", "en", "203.0.113.5")

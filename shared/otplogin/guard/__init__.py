@@ -122,6 +122,10 @@ class SendGuard:
     def known_path(phone_key: str) -> str:
         return f"{COLLECTION}/known:{phone_key}"
 
+    def client_wall(self, client: str) -> Budget:
+        """The guard off: one address's hourly cap, a hard budget (guarded shards), not a soft counter."""
+        return Budget(f"wall_client:{client}", self.settings.sends_per_ip_per_hour, min_shards=4)
+
     def budget_chain(self, trust: str, country: str) -> list[Budget]:
         if not self.settings.guard_enabled:
             return [self.wall]
@@ -149,7 +153,7 @@ class SendGuard:
             for budget in budgets.values():  # a new or proven phone may turn out to be known
                 paths += budget.read_paths(now)
         else:
-            paths += self.wall.read_paths(now)
+            paths += self.wall.read_paths(now) + self.client_wall(client).read_paths(now)
         return Pending(self, rng, client, phone_key, hint, check, now, paths)
 
     def _decide(self, p: Pending, docs: Docs) -> Verdict:
@@ -219,14 +223,16 @@ class SendGuard:
     def _decide_wall(self, p: Pending, docs: Docs) -> Verdict:
         """The guard off: a flat per-client cap per clock hour and one project-wide budget."""
         now = p.now
-        if self.clients.totals(docs, p.client, hour_of(now))["s"] >= self.settings.sends_per_ip_per_hour:
+        # Both are guarded writes of a shard with room: concurrent sends cannot pass either cap.
+        by_client = self.client_wall(p.client).take(docs, now)
+        if by_client is None:
             return self._refuse(NEW, "send_ip", seconds_to_hour_end(now))
         taken = self.wall.take(docs, now)
         if taken is None:
             return self._refuse(NEW, "send_global", seconds_to_hour_end(now))
-        path, merge = self.clients.bump(p.client, now, {"s": 1})
-        ticket = {"trust": NEW, "client": p.client, "bumps": [f"{path}|s"], "budget": taken[0], "wall": True}
-        return Verdict(None, {path: merge, taken[0]: taken[1]}, ticket, NEW)
+        ticket = {"trust": NEW, "client": p.client, "bumps": [], "budget": taken[0], "client_budget": by_client[0],
+                  "wall": True}
+        return Verdict(None, {by_client[0]: by_client[1], taken[0]: taken[1]}, ticket, NEW)
 
     @staticmethod
     def _refuse(trust: str, limit: str, wait: int) -> Verdict:
@@ -257,8 +263,9 @@ class SendGuard:
         for bump in ticket.get("bumps", []):  # "path|field": Firestore has no arrays of arrays
             path, _, name = str(bump).rpartition("|")
             writes |= give_back([path], {name: 1})
-        if ticket.get("budget"):
-            writes |= give_back([ticket["budget"]], {"n": 1})
+        for budget in ("budget", "client_budget"):
+            if ticket.get(budget):
+                writes |= give_back([ticket[budget]], {"n": 1})
         return writes
 
     def verified(self, ticket: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
