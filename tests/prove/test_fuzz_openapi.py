@@ -27,6 +27,7 @@ drives one real functions-framework process per function over loopback HTTP.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import time
 from collections import Counter
@@ -122,10 +123,15 @@ STATS: dict[str, dict[str, Any]] = {}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "options")
 
 
+@functools.cache
+def spec_document() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())
+
+
 def accepted_statuses() -> dict[str, list[int]]:
     """By operationId, what answers valid data: `ACCEPTED` for the POSTs; an operation without input has
     nothing to get wrong, so every status it documents below 500 (405 for a method not allowed)."""
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = spec_document()
     out = {}
     for item in spec["paths"].values():
         for method, op in item.items():
@@ -135,6 +141,7 @@ def accepted_statuses() -> dict[str, list[int]]:
     return out
 
 
+@functools.cache
 def load_schema():
     # No NUL in strings: the spec's "Bodies" answers those 400 (a documented rule no schema keyword can say).
     config = SchemathesisConfig.from_dict({"generation": {"allow-x00": False}, "operations": [
@@ -157,7 +164,7 @@ OPERATIONS = operations()
 
 def documented_statuses() -> dict[str, list[str]]:
     """Every status openapi.yaml lists, by operation (`METHOD /path`)."""
-    spec = yaml.safe_load(SPEC.read_text())
+    spec = spec_document()
     return {f"{method.upper()} {path}": sorted(str(s) for s in op["responses"])
             for path, item in spec["paths"].items() for method, op in item.items()
             if method in HTTP_METHODS}
@@ -441,7 +448,8 @@ def fuzz(target, path: str, method: str, mode: GenerationMode, examples: int) ->
         try:
             runner(name, scenario)()
         except Unsatisfiable:
-            run.not_run = f"schemathesis generated no {mode.value} case"
+            reason = UNSATISFIABLE.get(mode.value) if not _has_input(key) else None
+            run.not_run = reason or f"schemathesis generated no {mode.value} case"
     return run
 
 
@@ -473,7 +481,7 @@ def proof_failures(stats: dict[str, dict[str, Any]]) -> list[str]:
     documented = documented_statuses()
     for key, run in stats.items():
         op, mode = key.rsplit(" ", 1)
-        if run.get("not_run") and not (mode in UNSATISFIABLE and not _has_input(op)):
+        if run.get("not_run") and not (run["not_run"] == UNSATISFIABLE.get(mode) and not _has_input(op)):
             failures.append(f"{key}: not run ({run['not_run']})")
         for status in run.get("statuses", {}):
             if status not in documented[op]:
@@ -488,6 +496,7 @@ def proof_failures(stats: dict[str, dict[str, Any]]) -> list[str]:
     return failures
 
 
+@functools.cache
 def _has_input(op: str) -> bool:
     method, path = op.split(" ", 1)
     operation = load_schema()[path][method]
@@ -579,3 +588,26 @@ def test_fuzz_processes_figures(stats_sink, size, figures):
     failures = proof_failures(STATS)
     assert not failures, "\n".join(failures)
     record(figures, size, "processes")
+
+
+def test_a_fuzz_run_that_misses_a_status_or_skips_a_mode_is_no_proof():
+    """The gate itself: everything reached passes; a status nobody reached, a documented-nowhere status,
+    a mode with input that generated nothing, or a dedicated test that does not exist, fails."""
+    documented = documented_statuses()
+    complete = {}
+    for op, statuses in documented.items():
+        fuzzed = [s for s in statuses if s not in DEDICATED.get(op, {}) and s not in BY_DESIGN]
+        complete[f"{op} positive"] = {"examples": 5, "statuses": dict.fromkeys(fuzzed, 1)}
+        complete[f"{op} negative"] = ({"examples": 5, "statuses": {"400": 5}} if op.startswith("POST") else
+                                      {"examples": 0, "statuses": {}, "not_run": UNSATISFIABLE["negative"]})
+    assert proof_failures(complete) == []
+
+    missing = {**complete, "POST /send_otp positive": {"examples": 5, "statuses": {"202": 5}}}
+    assert "POST /send_otp: documented status 429 reached by nothing" in proof_failures(missing)
+    undocumented = {**complete, "GET /login positive": {"examples": 5, "statuses": {"200": 4, "404": 1}}}
+    assert "GET /login positive: answered 404, which the spec does not list" in proof_failures(undocumented)
+    skipped = {**complete, "POST /login negative": {"examples": 0, "statuses": {}, "not_run": "no case"}}
+    assert "POST /login negative: not run (no case)" in proof_failures(skipped)
+    absent = dict(complete)
+    del absent["GET /login positive"], absent["GET /login negative"]
+    assert "GET /login: never fuzzed" in proof_failures(absent)
