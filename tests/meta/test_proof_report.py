@@ -39,6 +39,7 @@ def test_a_complete_passing_full_run_renders(full_size: None, outcomes: dict[str
         (config(keyword="pumping"), 0, 2, "filtered"),
         (config(deselect=["tests/prove/test_a.py::test_one"]), 0, 2, "filtered"),
         (config(args=["tests/prove/test_a.py::test_one"]), 0, 2, "single tests"),
+        (config(args=["tests/prove/test_a.py"]), 0, 2, "single files"),
         (config(), 0, 3, "2 of 3 proofs ran"),
     ],
 )
