@@ -463,6 +463,31 @@ def test_login_rate_limited_per_ip(stack, monkeypatch):
     assert conforms("login", r, 429, "rate_limited")["error"]["limit"] == "login_ip"
 
 
+BAD_LOGIN = [
+    ("huge body", "application/json", json.dumps({"email": "a@example.cd", "password": "x" * 20_000}), 413,
+     "payload_too_large"),
+    ("text/plain", "text/plain", json.dumps({"email": "a@example.cd", "password": "x"}), 415, "unsupported_media_type"),
+]
+
+
+@pytest.mark.parametrize("case,ctype,data,status,code", BAD_LOGIN, ids=[c[0] for c in BAD_LOGIN])
+def test_login_errors(login, case, ctype, data, status, code):
+    conforms("login", login.post("/", data=data, content_type=ctype), status, code)
+
+
+def test_login_second_factor_delivery_failure_is_502(stack, monkeypatch, make_user):
+    make_user(mfa=True)
+    # The real Twilio sender, pointed at a port where nothing listens.
+    monkeypatch.setenv("SMS_PROVIDER", "twilio")
+    monkeypatch.setenv("TWILIO_API_BASE", f"http://127.0.0.1:{free_port()}")
+    stack_reset()
+    from otplogin import users
+
+    users.write_canary(runtime.pii_keyring())
+    r = app_client("login").post("/", json={"email": USER["email"], "password": PASSWORD})
+    conforms("login", r, 502, "sms_delivery_failed")
+
+
 def test_login_second_factor_completes_at_verify_otp(login, make_user, verify):
     user = make_user(mfa=True)
     step = conforms("login", login.post("/", json={"code": USER["code"], "password": PASSWORD}), 200)

@@ -39,6 +39,7 @@ def test_a_complete_passing_full_run_renders(full_size: None, outcomes: dict[str
         (config(keyword="pumping"), 0, 2, "filtered"),
         (config(deselect=["tests/prove/test_a.py::test_one"]), 0, 2, "filtered"),
         (config(args=["tests/prove/test_a.py::test_one"]), 0, 2, "single tests"),
+        (config(args=["tests/prove/test_a.py"]), 0, 2, "single files"),
         (config(), 0, 3, "2 of 3 proofs ran"),
     ],
 )
@@ -90,3 +91,19 @@ def test_a_dependency_audit_that_did_not_run_says_so() -> None:
     assert report.audit_sentence({"ran": False, "reason": "no vulnerability data"}) == "not run: no vulnerability data"
     sentence = report.audit_sentence({"ran": True, "audited": 9, "packages": 10, "vulnerable_packages": {"x": ["CVE-1"]}})
     assert sentence == "9 of 10 pinned packages audited, 1 known vulnerabilities"
+
+
+def fuzz_run(reached_503: bool) -> dict[str, Any]:
+    how_503 = "tests/x.py::test_down" if reached_503 else None
+    return {"requests": 10, "server_errors_5xx": 0, "operations": 1, "examples_per_operation_and_mode": 5,
+            "statuses": {"202": 10}, "by_operation": {"POST /send_otp positive": {"examples": 5, "statuses": {"202": 5}}},
+            "coverage": {"POST /send_otp": {"202": "fuzzer (5)", "500": "not reached by design: a bug", "503": how_503}}}
+
+
+def test_fuzz_summary_counts_the_statuses_reached_from_the_figures() -> None:
+    good = summary_of({"fuzz_openapi_processes": fuzz_run(True)})
+    assert "3 of 3 documented statuses reached (1 by the fuzzer, 1 by dedicated tests, 1 a bug's 500" in good
+    bad = summary_of({"fuzz_openapi_processes": fuzz_run(False)})
+    assert "2 of 3 documented statuses reached (1 by the fuzzer, 0 by dedicated tests" in bad
+    page = report.render({"sections": {"fuzz_openapi_processes": fuzz_run(False)}, "meta": {}})
+    assert "503: NOT REACHED" in page

@@ -71,6 +71,8 @@ def report_refusal(config: pytest.Config, exitstatus: int, collected: int) -> st
         return "the run was filtered with -k or --deselect"
     if any("::" in arg for arg in config.args):
         return "the run selected single tests"
+    if any(arg.endswith(".py") for arg in config.args):
+        return "the run selected single files, not the whole of tests/prove"
     if prove_size().name != "full":
         return f"PROVE_SIZE={prove_size().name} is a reduced run"
     not_passed = sorted(node for node, outcome in outcomes.items() if outcome != "passed")

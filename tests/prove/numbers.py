@@ -124,3 +124,17 @@ def corpus(total: int, seed: int = 1, allowed_share: float = 0.4) -> list[tuple[
 
 def describe(items: list[tuple[str, str]]) -> dict[str, int]:
     return dict(sorted(Counter(category for _, category in items).items()))
+
+
+def mobiles(regions: frozenset[str], per_region: int, seed: int = 1) -> list[str]:
+    """Valid mobile numbers (E.164) of `regions`, `per_region` each at most: example numbers, varied and re-checked."""
+    rng = random.Random(seed)
+    found: list[str] = []
+    for region in sorted(regions):
+        example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        if example is None:
+            continue
+        own = [n for n in _variants(example, PhoneNumberType.MOBILE, rng, per_region)
+               if phonenumbers.region_code_for_number(phonenumbers.parse(n, None)) == region]
+        found += own
+    return found

@@ -10,6 +10,7 @@ JSON, so the report never claims a figure that was not measured.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -227,19 +228,61 @@ def state_machine(s: dict) -> list[str]:
     ]
 
 
+def fuzz_coverage(s: dict) -> dict[str, int]:
+    """How the documented statuses of every operation were reached: by the fuzzer, a dedicated test, design, nothing."""
+    out = {"fuzzer": 0, "dedicated test": 0, "by design": 0, "nothing": 0}
+    for by in s.get("coverage", {}).values():
+        for how in by.values():
+            kind = ("nothing" if how is None else "fuzzer" if how.startswith("fuzzer") else
+                    "by design" if how.startswith("not reached by design") else "dedicated test")
+            out[kind] += 1
+    return out
+
+
+def fuzz_operations(s: dict) -> str:
+    """One row per operation: examples per mode, statuses and error codes reached, and the rest of its statuses."""
+    rows = ["| operation | examples (positive / negative) | statuses reached | error codes | other documented statuses |",
+            "| --- | --- | --- | --- | --- |"]
+    runs = s.get("by_operation", {})
+    for op, by in s.get("coverage", {}).items():
+        pos, neg = runs.get(f"{op} positive", {}), runs.get(f"{op} negative", {})
+        examples = " / ".join("not run" if r.get("not_run") and not r.get("examples") else str(r.get("examples", 0))
+                              for r in (pos, neg))
+        reached = sorted({*pos.get("statuses", {}), *neg.get("statuses", {})})
+        codes = sorted({*pos.get("codes", {}), *neg.get("codes", {})})
+        rest = [f"{status}: {'NOT REACHED' if how is None else 'by design' if how.startswith('not reached by design') else how.split('::')[-1]}"
+                for status, how in by.items() if how is None or not how.startswith("fuzzer")]
+        rows.append(f"| `{op}` | {examples} | {', '.join(reached) or '-'} | {', '.join(codes) or '-'} | "
+                    f"{'; '.join(rest) or '-'} |")
+    return "\n".join(rows)
+
+
 def fuzz(sections: dict) -> list[str]:
     out = ["## Fuzzing",
            "Schemathesis generates positive and negative requests for every operation of `openapi.yaml`; "
            "each answer must not be a 5xx, must have a documented status, content type, headers and body "
-           "schema, and negative data must get a 4xx."]
+           "schema; negative data must get a 4xx, and positive data must be accepted (the statuses the "
+           "operation lists for valid data: success, or a refusal valid data cannot avoid, never a 400). "
+           "Positive data is meaningful: CD/MA mobiles from `phonenumbers`' metadata, codes of the configured "
+           "length, and seeded state (a code really sent, a login's `mfa_token`, users that exist, a spent "
+           "budget) so that success is reachable. A status the fuzzer cannot cause on a healthy stack is "
+           "reached by the dedicated test named in the table."]
     for key, title in (("fuzz_openapi_processes", "Real processes"), ("fuzz_openapi_in_process", "In-process")):
         s = sections.get(key)
         if s:
+            cov = fuzz_coverage(s)
             out += ["", f"**{title}** {section_meta(s)}", "",
                     table([("operations", s["operations"]), ("examples per operation and mode",
                                                              s["examples_per_operation_and_mode"]),
+                           ("fewest examples of an operation", s.get("examples_min_per_operation")),
                            ("requests", s["requests"]), ("statuses", s["statuses"]),
-                           ("server errors (5xx other than 503)", s["server_errors_5xx"])])]
+                           ("server errors (5xx other than 503)", s["server_errors_5xx"]),
+                           ("documented statuses reached by", cov),
+                           ("modes not run, why", Counter(s.get("not_run", {}).values()) or "none")])]
+            if s.get("coverage"):
+                design = sorted({how.removeprefix("not reached by design: ") for by in s["coverage"].values()
+                                 for how in by.values() if how and how.startswith("not reached by design")})
+                out += ["", fuzz_operations(s)] + [f"\nBy design: {reason}." for reason in design]
     for key, title in (("nasty_inputs_over_http", "Hand-picked nasties, real processes"),
                        ("nasty_inputs_in_process", "Hand-picked nasties, in-process")):
         s = sections.get(key)
@@ -441,8 +484,13 @@ def render(data: dict) -> str:
         nasties = [sections[k] for k in ("nasty_inputs_over_http", "nasty_inputs_in_process") if k in sections]
         nasty = (f"{sum(n['cases'] for n in nasties)} hand-picked nasties, "
                  f"{sum(n['server_errors_5xx'] for n in nasties)} server errors" if nasties else "no nasties figure")
-        summary.append(f"- Fuzzing: {fz['requests']} schemathesis requests, {fz['server_errors_5xx']} server errors; "
-                       f"{nasty}; what the suite found is listed under Findings.")
+        cov = fuzz_coverage(fz)
+        documented = sum(cov.values())
+        statuses = (f"{documented - cov['nothing']} of {documented} documented statuses reached "
+                    f"({cov['fuzzer']} by the fuzzer, {cov['dedicated test']} by dedicated tests, "
+                    f"{cov['by design']} a bug's 500 not reachable by design)" if documented else "no status coverage figure")
+        summary.append(f"- Fuzzing: {fz['requests']} schemathesis requests, {fz['server_errors_5xx']} server errors, "
+                       f"{statuses}; {nasty}; what the suite found is listed under Findings.")
     if "faults_firestore" in sections:
         down = sections.get("faults_firestore_down")
         while_down = (f"while it was down, concurrent requests answered {down['answer']} within {down['slowest_seconds']} s "
