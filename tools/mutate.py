@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -38,13 +39,15 @@ MODULES: dict[str, list[str]] = {
     "tokens": ["tests/unit/test_tokens.py"],
     "limits": ["tests/unit/test_limits.py"],
     "otp": ["tests/integration/test_otp_flow.py"],
-    "store": ["tests/integration/test_otp_flow.py"],
+    # Lost commit answers (`_landed`) and the unavailable alert are driven by the HTTP and log contracts.
+    "store": ["tests/integration/test_otp_flow.py", "tests/integration/test_http_contract.py",
+              "tests/integration/test_log_contract.py"],
     "signin": ["tests/integration/test_login.py"],
 }
 #: Modules whose tests need the Firestore emulator.
 NEEDS_EMULATOR = {"otp", "store", "signin"}
 #: What each staging directory needs besides the library and the tests.
-COPIED = ["conftest.py", "pytest.ini", "functions", "openapi.yaml"]
+COPIED = ["conftest.py", "pytest.ini", "functions", "tools", "openapi.yaml"]
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
           255: "timeout", 5: "no tests", 33: "no tests", 34: "skipped", None: "not checked"}
@@ -58,7 +61,7 @@ def _mutmut_config(module: str, tests: list[str]) -> str:
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
         # -x: one failing test kills the mutant; no cache/plugins writing into the tree.
         'pytest_add_cli_args = ["-x", "-q", "-p", "no:cacheprovider"]',
-        'also_copy = ["conftest.py", "pytest.ini", "functions", "openapi.yaml"]',
+        'also_copy = ["conftest.py", "pytest.ini", "functions", "tools", "openapi.yaml"]',
     ]
     if module in NEEDS_EMULATOR:
         # The Firestore client runs gRPC threads, which a plain fork of the stats process would break.
@@ -70,7 +73,7 @@ def stage(module: str, tests: list[str]) -> Path:
     where = RUNS / module
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "node_modules", "mutation")
     shutil.copytree(REPO / "shared" / "otplogin", where / "otplogin", ignore=ignore)
     shutil.copytree(REPO / "tests", where / "tests", ignore=ignore)
     for name in COPIED:
@@ -105,7 +108,7 @@ def run_mutmut(where: Path, env: dict[str, str], budget: float | None, max_child
     return rc, note
 
 
-def collect(module: str, where: Path, env: dict[str, str]) -> dict[str, object]:
+def collect(module: str, where: Path, env: dict[str, str]) -> dict[str, Any]:
     meta = where / "mutants" / "otplogin" / f"{module}.py.meta"
     exit_codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
     counts: dict[str, int] = {}
@@ -156,8 +159,7 @@ def main() -> int:
 
         emulator = FirestoreEmulator(project=PROJECT).start()
         env["OTPLOGIN_TEST_FIRESTORE_HOST"] = emulator.host  # tests/conftest.py attaches to it
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    modules = results.setdefault("modules", {})
+    modules: dict[str, dict[str, Any]] = {}
     try:
         for module in args.modules:
             start = time.monotonic()
@@ -174,6 +176,10 @@ def main() -> int:
     finally:
         if emulator is not None:
             emulator.stop()
+    # Merge into the last results (read now, not at start: another run may have written meanwhile).
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    modules = results.setdefault("modules", {}) | modules
+    results["modules"] = modules
     checked = sum(m["killed"] + m["timeout"] + m["survived"] for m in modules.values())
     killed = sum(m["killed"] + m["timeout"] for m in modules.values())
     results["total"] = {"checked": checked, "killed": killed, "score": round(killed / checked, 3) if checked else None}

@@ -208,7 +208,7 @@ def _altered(ring: Keyring) -> str:
         (lambda ring: None, False, "value is not a string"),
         (lambda ring: "NOTAKID!:gAAAAA", False, "value has a malformed key id prefix"),
         (lambda ring: Fernet(NEW).encrypt(b"x").decode(), False, "value has no key id and no key in the ring decrypts it"),
-        (_altered, True, "is in the keyring but rejects the value (corrupted or altered)"),
+        (_altered, True, "key {kid} is in the keyring but rejects the value (corrupted or altered)"),
     ],
 )
 def test_each_undecryptable_value_says_which_case_it_is(make, kid_present: bool, detail: str) -> None:
@@ -219,7 +219,7 @@ def test_each_undecryptable_value_says_which_case_it_is(make, kid_present: bool,
         ring.decrypt(stored)
     assert info.value.kid_present is kid_present
     assert info.value.kid == (key_id(OLD) if kid_present else None)
-    assert detail in info.value.detail
+    assert info.value.detail == detail.format(kid=key_id(OLD))
     assert str(info.value) == f"cannot decrypt: {info.value.detail}"
 
 

@@ -112,6 +112,9 @@ def test_pick_takes_only_a_shard_with_room_and_none_when_all_are_full() -> None:
     assert {counter.pick(one_open, T0) for _ in range(30)} == {paths[1]}
     assert counter.pick({p: {"count": 2} for p in paths}, T0) is None
     assert counter.pick({paths[0]: None, paths[1]: {"count": 2}, paths[2]: {}}, T0) in (paths[0], paths[2])
+    # A shard document without a count (or none yet) is empty, even when a shard holds only one send.
+    single = ShardedHourlyCounter("global", 3, shards=3)
+    assert single.pick({p: {} for p in single.paths(T0)}, T0) in single.paths(T0)
     # Every open shard gets picked, not just the first: the load is spread.
     assert {counter.pick({}, T0) for _ in range(200)} == set(paths)
 
