@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 FUNCTIONS := send_otp verify_otp login
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint test test-fast prove run outbox build bench tf-fmt tf-check tf-schema actionlint clean
+.PHONY: help install lint test test-fast prove mutate run outbox build bench tf-fmt tf-check tf-schema actionlint clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ prove: install ## Long proofs (brute force, SMS pumping, state machine, fuzzing,
 
 test-fast: install ## Unit tests only (no emulators)
 	$(PYTEST) tests/unit -q
+
+MUTATE_MODULES ?= keyring tokens limits otp store signin
+MUTATE_ARGS    ?=
+
+mutate: install ## Mutation run (mutmut) over the deciding modules against their fast tests; not in CI (mutation/results.json)
+	nice -n 15 $(PY) tools/mutate.py $(MUTATE_MODULES) $(MUTATE_ARGS)
 
 run: install ## Local stack: Firestore emulator, local Secret Manager, the three functions
 	$(PY) tools/run_local.py

@@ -6,6 +6,8 @@ database use `stack` (clears Firestore, points the library at both servers).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from otplogin import runtime
@@ -14,9 +16,17 @@ from tests.support.firestore import FirestoreEmulator
 from tests.support.secret_manager import LocalSecretManager
 from tests.support.stack import PROJECT, local_env
 
+#: host:port of a Firestore emulator already running (one for a whole mutation run, tools/mutate.py):
+#: the session attaches to it instead of starting, and stopping, its own.
+SHARED_FIRESTORE = "OTPLOGIN_TEST_FIRESTORE_HOST"
+
 
 @pytest.fixture(scope="session")
 def firestore_emulator():
+    shared = os.environ.get(SHARED_FIRESTORE)
+    if shared:
+        yield FirestoreEmulator(port=int(shared.rpartition(":")[2]), project=PROJECT)
+        return
     emulator = FirestoreEmulator(project=PROJECT).start()
     yield emulator
     emulator.stop()

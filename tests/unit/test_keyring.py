@@ -195,3 +195,65 @@ def test_repr_shows_kids_only() -> None:
     ring = Keyring.from_secret(secret(NEW, OLD))
     assert repr(ring) == f"Keyring(kids={[key_id(NEW), key_id(OLD)]!r})"
     assert_no_key_material(repr(ring), OLD, NEW)
+
+
+def _altered(ring: Keyring) -> str:
+    kid, _, token = ring.encrypt("x").partition(":")
+    return f"{kid}:{token[:-6]}AAAAAA"
+
+
+@pytest.mark.parametrize(
+    "make, kid_present, detail",
+    [
+        (lambda ring: None, False, "value is not a string"),
+        (lambda ring: "NOTAKID!:gAAAAA", False, "value has a malformed key id prefix"),
+        (lambda ring: Fernet(NEW).encrypt(b"x").decode(), False, "value has no key id and no key in the ring decrypts it"),
+        (_altered, True, "key {kid} is in the keyring but rejects the value (corrupted or altered)"),
+    ],
+)
+def test_each_undecryptable_value_says_which_case_it_is(make, kid_present: bool, detail: str) -> None:
+    # An operator acts on kid / kid_present / detail: "restore the key" and "the data is damaged" differ.
+    ring = Keyring.from_secret(secret(OLD))
+    stored = make(ring)
+    with pytest.raises(UndecryptableError) as info:
+        ring.decrypt(stored)
+    assert info.value.kid_present is kid_present
+    assert info.value.kid == (key_id(OLD) if kid_present else None)
+    assert info.value.detail == detail.format(kid=key_id(OLD))
+    assert str(info.value) == f"cannot decrypt: {info.value.detail}"
+
+
+def test_text_slipped_in_after_the_kid_is_caught_not_skipped() -> None:
+    # "<kid>:<junk>:<token>": the kid is the text before the FIRST colon and the token all after it,
+    # so the inserted text makes the value fail as altered instead of being silently dropped.
+    ring = Keyring.from_secret(secret(OLD))
+    kid, _, token = ring.encrypt("x").partition(":")
+    tampered = f"{kid}:junk:{token}"
+    assert stored_kid(tampered) == kid
+    with pytest.raises(UndecryptableError) as info:
+        ring.decrypt(tampered)
+    assert info.value.kid == kid and info.value.kid_present is True
+
+
+def test_canary_errors_keep_the_kid_and_say_canary() -> None:
+    ring = Keyring.from_secret(secret(OLD))
+    with pytest.raises(KeyMismatch) as info:
+        ring.check_canary(ring.encrypt("not the canary"))
+    # Decrypted fine, so the key is present: the canary itself is wrong.
+    assert info.value.kid == key_id(OLD) and info.value.kid_present is True
+    assert info.value.detail == "canary decrypts to an unexpected value"
+
+    with pytest.raises(KeyMismatch) as info:
+        ring.check_canary(_altered(ring))
+    assert info.value.kid == key_id(OLD) and info.value.kid_present is True
+    assert info.value.detail.startswith("canary: key ") and "corrupted or altered" in info.value.detail
+
+
+def test_bad_json_names_the_position_but_not_the_document() -> None:
+    second_line = '  "' + OLD + '",'
+    with pytest.raises(KeyringError) as info:
+        Keyring.from_secret('{"keys": [\n' + second_line)  # ends where a value should start
+    assert str(info.value) == f"pii-keyring: not valid JSON (line 2, column {len(second_line) + 1})"
+    with pytest.raises(KeyringError) as info:
+        Keyring.from_secret(42)  # type: ignore[arg-type]  # not text at all: no position to give
+    assert str(info.value) == "pii-keyring: not valid JSON"

@@ -205,12 +205,14 @@ def _ec_pem() -> str:
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ("{not json", "not valid JSON"),
+        ("{not json", "jwt-signing-keys: not valid JSON (line 1, column 2)"),
         ('{"keys": []}', "expected"),
         ("[]", "expected"),
         (secret({"kid": "a b", "private_key_pem": OLD["private_key_pem"]}), "kid must be"),
         (secret({"private_key_pem": OLD["private_key_pem"]}), "kid must be"),
-        (secret({"kid": "k1"}), "private_key_pem is missing"),
+        (secret({"kid": "k1"}), "key #1 (kid k1): private_key_pem is missing"),
+        (secret({"kid": "k1", "private_key_pem": ""}), "key #1 (kid k1): private_key_pem is missing"),
+        (secret(OLD, "not an object"), "jwt-signing-keys: key #2 is not an object"),  # type: ignore[arg-type]
         (secret(OLD, {"kid": "2025-01", "private_key_pem": NEW["private_key_pem"]}), "duplicate kid"),
         (
             secret({"kid": "k1", "private_key_pem": OLD["private_key_pem"][:-40] + "\n-----END PRIVATE KEY-----\n"}),
@@ -244,3 +246,66 @@ def test_generate_signing_key_round_trips_and_derives_kid() -> None:
 def test_repr_has_no_key_material() -> None:
     text = repr(signer(NEW, OLD))
     assert "PRIVATE" not in text and "2026-01" in text
+
+
+def _sign(payload: dict, entry: dict[str, str] = OLD) -> str:
+    """A token signed with a published key but built by hand (what a buggy or hostile issuer could send)."""
+    key = serialization.load_pem_private_key(entry["private_key_pem"].encode(), password=None)
+    headers = {"kid": entry["kid"], "typ": ACCESS_TOKEN_TYPE}
+    return jwt.encode(payload, key, algorithm="EdDSA", headers=headers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "iss", "aud", "sub", "jti"])
+def test_a_token_missing_a_required_claim_is_refused(missing: str) -> None:
+    # Signed by a published key and otherwise valid: without exp it would never expire,
+    # without jti it could not be revoked, without sub it names nobody.
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": AUD, "sub": "u1", "iat": now, "nbf": now, "exp": now + 60, "jti": "j1"}
+    jwks = signer(OLD).jwks()
+    assert verify(_sign(claims), jwks)["sub"] == "u1"  # the complete token passes: the refusal is the claim
+    del claims[missing]
+    with pytest.raises(jwt.MissingRequiredClaimError):
+        verify(_sign(claims), jwks)
+
+
+def test_a_published_key_not_meant_for_signatures_is_refused() -> None:
+    s = signer(OLD)
+    jwks = s.jwks()
+    jwks["keys"][0]["use"] = "enc"
+    with pytest.raises(jwt.InvalidTokenError, match="not an EdDSA signing key"):
+        verify(s.issue("u1"), jwks)
+    del jwks["keys"][0]["use"]  # "use" is optional in a JWKS
+    assert verify(s.issue("u1"), jwks)["sub"] == "u1"
+
+
+def test_no_leeway_by_default_a_token_is_expired_at_its_exp() -> None:
+    while time.time() % 1 > 0.5:  # room before the next whole second: exp stays within 1 s of now
+        time.sleep(0.05)
+    at_exp = signer(OLD, ttl_seconds=60, clock=lambda: int(time.time()) - 60)
+    token = at_exp.issue("u1")
+    with pytest.raises(jwt.ExpiredSignatureError):
+        verify_with_jwks(token, at_exp.jwks(), issuer=ISS, audience=AUD)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        at_exp.verify(token)
+    assert verify(token, at_exp.jwks(), leeway=5)["sub"] == "u1"
+
+
+def test_the_signer_verifies_its_own_issuer() -> None:
+    ours = signer(OLD)
+    theirs = TokenSigner.from_secret(secret(OLD), issuer="https://other.example", audience=AUD)
+    with pytest.raises(jwt.InvalidIssuerError):
+        ours.verify(theirs.issue("u1"))
+
+
+def test_ttl_default_and_bounds() -> None:
+    claims = jwt.decode(signer(OLD).issue("u1"), options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 3600
+    assert signer(OLD, ttl_seconds=1).ttl_seconds == 1  # the shortest allowed
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match="ttl_seconds must be positive"):
+            signer(OLD, ttl_seconds=bad)
+
+
+def test_jti_carries_128_random_bits() -> None:
+    jti = jwt.decode(signer(OLD).issue("u1"), options={"verify_signature": False})["jti"]
+    assert len(jti) == 22  # 16 bytes, URL-safe base64 without padding
