@@ -475,6 +475,24 @@ def test_login_errors(login, case, ctype, data, status, code):
     conforms("login", login.post("/", data=data, content_type=ctype), status, code)
 
 
+BAD_LOGOUT = [
+    ("huge body", "application/json", json.dumps({"refresh_token": "x" * 20_000}), 413, "payload_too_large"),
+    ("text/plain", "text/plain", json.dumps({"refresh_token": "x.y.z"}), 415, "unsupported_media_type"),
+]
+
+
+@pytest.mark.parametrize("case,ctype,data,status,code", BAD_LOGOUT, ids=[c[0] for c in BAD_LOGOUT])
+def test_logout_errors(login, case, ctype, data, status, code):
+    conforms("login", login.post("/logout", data=data, content_type=ctype), status, code, path="/logout")
+
+
+def test_logout_with_a_bad_configuration_is_503(stack, monkeypatch):
+    monkeypatch.setenv("OTP_CODE_LENGTH", "five")
+    stack_reset()
+    r = app_client("login").post("/logout", json={"refresh_token": "x.y.z"})
+    conforms("login", r, 503, "unavailable", path="/logout")
+
+
 def test_login_second_factor_delivery_failure_is_502(stack, monkeypatch, make_user):
     make_user(mfa=True)
     # The real Twilio sender, pointed at a port where nothing listens.

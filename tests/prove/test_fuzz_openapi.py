@@ -93,6 +93,8 @@ DEDICATED: dict[str, dict[str, str]] = {
                          "503": _C + "test_firestore_refusal_is_503_with_retry_after"},
     "POST /login": {"413": _C + "test_login_errors", "415": _C + "test_login_errors",
                     "502": _C + "test_login_second_factor_delivery_failure_is_502", "503": _UNAVAILABLE},
+    "POST /login/logout": {"413": _C + "test_logout_errors", "415": _C + "test_logout_errors",
+                           "503": _C + "test_logout_with_a_bad_configuration_is_503"},
     **{f"GET /{f}": {"503": _HEALTH_DOWN} for f in FUNCTIONS},
     **{f"GET /{f}/healthz": {"503": _HEALTH_DOWN} for f in FUNCTIONS},
     **{f"OPTIONS /{f}": {"503": _UNAVAILABLE} for f in FUNCTIONS},
