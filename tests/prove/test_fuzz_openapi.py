@@ -283,6 +283,13 @@ class Seeds:
                      mfa_enabled=mfa)
         return ident
 
+    def refresh_token(self) -> str:
+        """A real password sign-in's refresh token, unused."""
+        ident = self.user()
+        answer = self.target.post("login", {"email": ident["email"], "password": PASSWORD}, next(self.addresses))
+        assert answer.status == 200 and "refresh_token" in answer.body, answer.body
+        return str(answer.body["refresh_token"])
+
     def mfa_token(self) -> tuple[str, str]:
         """A real login's mfa_token and the second-factor code the dev outbox received for it."""
         ident = self.user(mfa=True)
@@ -292,7 +299,10 @@ class Seeds:
 
 
 def _identify(body: dict, ident: dict[str, str]) -> None:
-    """Replace the generated identifier of a login body with a seeded user's, keeping which kind it was."""
+    """Make a login body a password sign-in of a seeded user, keeping which identifier kind it had."""
+    body.pop("grant_type", None)  # a generated refresh grant becomes a password sign-in
+    body.pop("refresh_token", None)
+    body.setdefault("password", PASSWORD)
     kind = "code" if "code" in body else "email"
     body.pop("email", None)
     body.pop("code", None)
@@ -354,6 +364,12 @@ def _login_locked(seeds: Seeds, body: dict, client: str) -> None:
         seeds.target.post("login", {"email": ident["email"], "password": PASSWORD + "?"}, client)
 
 
+def _login_refresh(seeds: Seeds, body: dict, client: str) -> None:
+    """A refresh grant with a live token: the rotation answers 200."""
+    body.clear()
+    body.update({"grant_type": "refresh_token", "refresh_token": seeds.refresh_token()})
+
+
 def _as_generated(seeds: Seeds, body: dict, client: str) -> None:
     return None
 
@@ -382,7 +398,7 @@ SCENARIOS: dict[str, dict[str, Scenario]] = {
     "POST /verify_otp": {"unknown_code": _verify_phone, "sent_code": _verify_sent, "wrong_code": _verify_wrong,
                          "spent_budget": _verify_spent, "mfa_token": _verify_mfa},
     "POST /login": {"as_generated": _as_generated, "user": _login_user, "mfa_user": _login_mfa,
-                    "foreign_phone": _login_foreign, "locked": _login_locked},
+                    "foreign_phone": _login_foreign, "locked": _login_locked, "refresh": _login_refresh},
 }
 
 
