@@ -421,9 +421,15 @@ def secret_and_twilio_summary(sections: dict) -> str:
                    "verifies served from the cache")
     tw = sections.get("faults_twilio")
     if tw:
-        modes = [m for m in ("429", "500", "garbage", "invalid_to") if m in tw]
-        left = sum(tw[m]["codes_stored"] + tw[m]["phone_send_events"] + tw[m]["global_count"] for m in modes)
-        out.append(f"Twilio failing ({', '.join(modes)}): {left} codes or counts left behind")
+        # A definite refusal gives everything back; an unconfirmed answer (the text may have gone) keeps the code.
+        refused = [m for m in ("429", "invalid_to") if m in tw]
+        unconfirmed = [m for m in ("500", "garbage") if m in tw]
+        left = sum(tw[m]["codes_stored"] + tw[m]["phone_send_events"] + tw[m]["client_count"] + tw[m]["guard_counts"]
+                   for m in refused)
+        kept = sum(tw[m]["codes_stored"] for m in unconfirmed)
+        out.append(f"Twilio refusing ({', '.join(refused)}): {left} codes or counts left behind; unconfirmed "
+                   f"({', '.join(unconfirmed)}): {kept} of {sum(tw[m]['sends'] for m in unconfirmed)} codes kept "
+                   "with their quota")
     return (" " + "; ".join(out) + ".") if out else ""
 
 

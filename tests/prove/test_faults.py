@@ -21,6 +21,7 @@ import requests
 
 from otplogin import runtime, store
 from otplogin.errors import SmsDeliveryFailed
+from tests.prove import report
 from tests.prove.conftest import code_in
 from tests.prove.helpers import Deadline, collection_docs, make_service, percentile, twilio_sender
 from tests.support.apps import outbox_codes
@@ -104,6 +105,9 @@ def run_twilio_faults(clock, modes: list[str], figures, section: str, *, slow: b
         assert len(ok.requests) == 1
     if slow:
         results["timeout"] = slow_twilio(clock)
+    # The page's summary reads these very fields: a renamed one must fail here, not at render time.
+    assert ("Twilio refusing (429, invalid_to): 0 codes or counts left behind; unconfirmed (500, garbage): "
+            "16 of 16 codes kept with their quota") in report.secret_and_twilio_summary({section: results})
     figures(section, results)
 
 
