@@ -9,8 +9,11 @@ not the national destination code (NDC), whose length differs between plans:
 `block_digits` digits (default 5: blocks of 100,000 numbers), and never shorter
 than the NDC, so that a range never spans two destination codes. The operator
 comes from `phonenumbers`' carrier metadata (by prefix; number portability
-aside) and is kept for the logs. Real users who share a country and operator
-with a pumped block, but not the block, are never in its range.
+aside) and is kept for the logs: for the served countries from the generated
+`operators` table (importing `phonenumbers.carrier` loads every country's,
+~25 ms of a cold start), for any other from `phonenumbers.carrier` itself.
+Real users who share a country and operator with a pumped block, but not the
+block, are never in its range.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
+from phonenumbers import PhoneNumber, PhoneNumberType
+
+from otplogin.guard import operators
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,25 @@ def number_range(e164: str, block_digits: int = 5) -> NumberRange:
     length = min(len(national), max(ndc, len(national) - block_digits, 1))
     prefix = national[:length]
     country = phonenumbers.region_code_for_number(number) or "ZZ"
-    from phonenumbers import carrier  # its metadata takes ~0.2 s to import: only a send needs it, not a verify
-
-    operator = _slug(carrier.name_for_number(number, "en") or "")
+    operator = _slug(operator_name(number))
     return NumberRange(id=f"{country}-{operator}-{prefix}", country=country, operator=operator)
+
+
+# The number types `phonenumbers.carrier.name_for_number` names an operator for.
+_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER})
+
+
+def operator_name(number: PhoneNumber) -> str:
+    """The operator the number's block was allocated to, "" when unknown: `carrier.name_for_number(number, "en")`."""
+    digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
+    if str(number.country_code) not in operators.CALLING_CODES:
+        from phonenumbers import carrier  # every country's table: loaded only for a country outside the generated one
+
+        return str(carrier.name_for_number(number, "en"))
+    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        return ""
+    for length in range(min(len(digits), operators.LONGEST_PREFIX), 0, -1):
+        name = operators.OPERATORS.get(digits[:length])
+        if name is not None:
+            return name
+    return ""
