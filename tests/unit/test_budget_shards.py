@@ -59,3 +59,25 @@ def test_one_send_reads_a_bounded_number_of_documents_whatever_the_cap(cap, guar
     assert len(pending.paths) == len(set(pending.paths))
     # client window (2 x 4), marker, range and country windows (2 x 2 x 4), three budgets of <= 16 shards
     assert len(pending.paths) <= 8 + 1 + 16 + 3 * MAX_SHARDS_READ
+
+
+@pytest.mark.parametrize("cap", [40, 10_000_000])
+def test_shards_are_drawn_by_index_exactly_as_from_the_full_list(cap):
+    # A large budget's shards are drawn without listing them: the same draw as sampling the list.
+    budget = Budget("pool:new:CD", cap)
+    every = budget.paths(NOW)
+    expected = every if len(every) <= MAX_SHARDS_READ else random.Random(7).sample(every, MAX_SHARDS_READ)
+    assert budget.read_paths(NOW, random.Random(7)) == expected
+
+
+def test_take_sees_only_this_budgets_shards_of_this_hour_with_room():
+    budget = Budget("pool:new:CD", 10_000_000)
+    read = budget.read_paths(NOW, random.Random(3))
+    room = read[5]
+    docs: dict[str, dict | None] = {p: {"n": budget.per_shard} for p in read} | {room: {"n": budget.per_shard - 1}}
+    # Look-alikes that must never be taken: another budget, another hour, a shard past the count.
+    other = Budget("pool:new:CDX", 10_000_000).read_paths(NOW, random.Random(3))[0]
+    docs |= {other: None, budget.paths(NOW - 3600)[0]: None, f"{budget.paths(NOW)[0][:-2]}:{budget.shards}": None}
+    for _ in range(30):  # take draws among the open shards: a look-alike would be drawn sooner or later
+        path, contents = budget.take(docs, NOW)
+        assert path == room and contents["n"] == budget.per_shard

@@ -110,7 +110,10 @@ class Budget:
 
     def paths(self, now: float) -> list[str]:
         hour = hour_of(now)
-        return [f"{COLLECTION}/{self.name}:{hour}:{i}" for i in range(self.shards)]
+        return [self._path(hour, i) for i in range(self.shards)]
+
+    def _path(self, hour: int, index: int | str) -> str:
+        return f"{COLLECTION}/{self.name}:{hour}:{index}"
 
     def read_paths(self, now: float, rng: random.Random | None = None) -> list[str]:
         """The shards one send reads: all of them, or MAX_SHARDS_READ at random when there are more.
@@ -118,20 +121,24 @@ class Budget:
         Each shard still holds at most `per_shard`, so the cap holds whichever are read; with a
         sample, a send may be refused once the shards it drew are full while a few others still
         have room (only near the end of the budget: 16 draws all full means ~96% of it is spent,
-        at even odds)."""
-        every = self.paths(now)
-        if len(every) <= MAX_SHARDS_READ:
-            return every
-        return (rng or random).sample(every, MAX_SHARDS_READ)  # noqa: S311 (load spreading)
+        at even odds). Drawn by index: a large budget has thousands of shards, never listed."""
+        hour, count = hour_of(now), self.shards
+        if count <= MAX_SHARDS_READ:
+            return [self._path(hour, i) for i in range(count)]
+        drawn = (rng or random).sample(range(count), MAX_SHARDS_READ)  # noqa: S311 (load spreading)
+        return [self._path(hour, i) for i in drawn]
 
     def take(self, docs: Docs, now: float) -> tuple[str, dict[str, Any]] | None:
         """One shard that was read and has room, with its new contents (a guarded write), or None."""
-        open_shards = [p for p in self.paths(now) if p in docs and (docs[p] or {}).get("n", 0) < self.per_shard]
+        hour, count, room = hour_of(now), self.shards, self.per_shard
+        prefix = self._path(hour, "")
+        read = {int(p[len(prefix):]): p for p in docs if p.startswith(prefix) and p[len(prefix):].isdecimal()}
+        open_shards = [p for i, p in sorted(read.items()) if i < count and (docs[p] or {}).get("n", 0) < room]
         if not open_shards:
             return None
         path = random.choice(open_shards)  # noqa: S311 (load spreading, not security)
         doc = docs.get(path) or {}
-        return path, {"n": doc.get("n", 0) + 1, "expires_at": _expires(hour_of(now))}
+        return path, {"n": doc.get("n", 0) + 1, "expires_at": _expires(hour)}
 
 
 def give_back(paths: Iterable[str], fields: Mapping[str, int]) -> dict[str, store.Merge]:
