@@ -76,7 +76,7 @@ class RawFloor:
     def read_commit(self, read: list[str], writes: dict[str, dict], merges: list[str] = ()) -> None:  # type: ignore[assignment]
         """One BatchGetDocuments of `read`, then one Commit of `writes` (an update guarded by
         `last_update_time` for a document that exists, a create for one that does not) and of a
-        counter increment merged into each of `merges`."""
+        counter increment merged, with its TTL field, into each of `merges`."""
         db = self.db
         refs = [db.document(p) for p in read]
         snaps = {s.reference.path: s for s in db.get_all(refs)}
@@ -88,10 +88,13 @@ class RawFloor:
             else:
                 batch.create(db.document(path), data)
         if merges:
+            from datetime import UTC, datetime
+
             from google.cloud import firestore
 
+            expires = datetime.fromtimestamp(time.time() + 7200, tz=UTC)  # the counters' TTL field
             for path in merges:
-                batch.set(db.document(path), {"v": firestore.Increment(1)}, merge=True)
+                batch.set(db.document(path), {"v": firestore.Increment(1), "expires_at": expires}, merge=True)
         batch.commit()
 
     def transaction(self, path: str, data: dict) -> None:

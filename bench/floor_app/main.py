@@ -8,9 +8,10 @@ own code: validation, HMACs, decisions, tokens, logs, error handling.
   the phone's and the client's failure windows), then one Commit updating the
   first of them with a `last_update_time` precondition (the optimistic
   read-check-write the library uses in place of a transaction) and merging an
-  increment into each `bumps` document (the send guard's credit: the known
-  marker and the client, range and country counters) and creating the
-  sign-in's session family document.
+  increment and its TTL field into each `bumps` document (the send guard's
+  credit: the known marker and the client, range and country counters) and
+  creating the sign-in's session family document (`session_family`: the
+  fields and sizes otplogin.refresh writes).
 - send_otp: one BatchGetDocuments of the documents a send reads (code, phone
   window, and the send guard's: known-phone marker, client, range and country
   counters of this hour and the last, the budget shards), one Commit of what it
@@ -35,6 +36,7 @@ pays for them, as the real functions do) and kept for the instance.
 
 import os
 import threading
+import time
 
 import functions_framework
 from google.cloud import firestore, secretmanager_v1  # noqa: F401 (the floor imports both clients)
@@ -114,7 +116,6 @@ def _token(state: dict, subject: str) -> str:
     import base64
     import json
     import secrets
-    import time
 
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -128,7 +129,19 @@ def _token(state: dict, subject: str) -> str:
     return f"{signing_input}.{b64(key.sign(signing_input.encode()))}"
 
 
+def session_family(now: float) -> dict:
+    """A session family document of the shape otplogin.refresh creates: the same fields, of the same sizes."""
+    from datetime import UTC, datetime
+
+    return {"subject_key": "0" * 40, "claims_enc": "x" * 152, "current": "0" * 64, "created_at": now,
+            "last_used": now, "expires_at": datetime.fromtimestamp(now + 30 * 86400, tz=UTC)}
+
+
 def _read_commit(db, read: list[str], writes: dict[str, dict], bumps: list[str] = ()) -> dict:
+    """One BatchGetDocuments, one Commit: guarded updates or creates, and counter increments merged
+    with their TTL field (as the send guard's counters are)."""
+    from datetime import UTC, datetime
+
     refs = [db.document(p) for p in read]
     snaps = {s.reference.path: s for s in db.get_all(refs)}
     batch = db.batch()
@@ -138,8 +151,9 @@ def _read_commit(db, read: list[str], writes: dict[str, dict], bumps: list[str] 
             batch.update(db.document(path), data, option=db.write_option(last_update_time=snap.update_time))
         else:
             batch.create(db.document(path), data)
+    expires = datetime.fromtimestamp(time.time() + 7200, tz=UTC)
     for path in bumps:
-        batch.set(db.document(path), {"v": firestore.Increment(1)}, merge=True)
+        batch.set(db.document(path), {"v": firestore.Increment(1), "expires_at": expires}, merge=True)
     batch.commit()
     return snaps
 
@@ -149,8 +163,8 @@ def verify_otp(request):
     body = request.get_json()
     state = _ready("verify_otp")
     used = {"state": "used", "code_hash": "", "previous": None}
-    # The sign-in's session family is created in the same commit (a family document of the same shape).
-    family = {"current": "0" * 64, "previous": None, "claims_enc": "x" * 160, "created_at": 1.0, "last_used": 1.0}
+    # The sign-in's session family is created in the same commit.
+    family = session_family(time.time())
     _read_commit(state["db"], body["read"], {body["read"][0]: used, body["family"]: family}, body.get("bumps", []))
     return {"access_token": _token(state, body["read"][0])}
 
@@ -159,7 +173,6 @@ def verify_otp(request):
 def send_otp(request):
     """Body: {"code", "phone", "reads": [paths], "shards": [paths], "bumps": [paths], "to", "text"}."""
     import random
-    import time
     from datetime import UTC, datetime
 
     body = request.get_json()
@@ -195,7 +208,6 @@ def send_otp(request):
 
 @functions_framework.http
 def login(request):
-    import time
     from datetime import UTC, datetime
 
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
@@ -210,7 +222,7 @@ def login(request):
     Argon2id.verify_phc_encoded(body["password"].encode(), snaps[body["path"]].get("password_hash"))
     import secrets
 
-    family = {"current": "0" * 64, "previous": None, "claims_enc": "x" * 160, "created_at": now, "last_used": now}
+    family = session_family(now)
     released = {p: {"events": [], "expires_at": expires} for p in locks}
     _read_commit(db, locks, released | {f"bench_floor_families/{secrets.token_hex(16)}": family})  # + its session family
     return {"access_token": _token(state, body["path"])}

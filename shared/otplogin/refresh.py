@@ -112,16 +112,14 @@ class RefreshTokens:
         subject_key = self.subject_path(subject).partition("/")[2]
         token = f"{subject_key}.{family_id}.{secrets.token_urlsafe(32)}"
         sealed = self._seal("refresh_claims", family_id, json.dumps({"sub": subject, "claims": claims}).encode())
+        # `previous`, `successor_enc`, `rotated_at` and `revoked_at` are absent until a rotation or a
+        # revocation writes them (readers use .get): each field a create carries costs its encoding.
         doc: dict[str, Any] = {
             "subject_key": subject_key,
             "claims_enc": sealed,
             "current": self._token_hash(token),
-            "previous": None,
-            "successor_enc": None,
-            "rotated_at": None,
             "created_at": now,
             "last_used": now,
-            "revoked_at": None,
             "expires_at": timestamp(self._ends_at(now, now)),
         }
         if user:
