@@ -37,8 +37,13 @@ def targets(r: dict) -> list[dict[str, Any]]:
         "1 read + 1 commit, no query scans", refresh["firestore_rpcs_per_request"] == ONE_READ_ONE_COMMIT
         and refresh["firestore_rpcs_per_request_all_same"] and refresh["query_scans"] == 0)
     for fn in ("send_otp", "verify_otp", "login"):
-        add(f"{fn} Secret Manager calls per 1,000 warm requests", rt[fn]["secret_manager_calls_per_1000"], "0",
-            rt[fn]["secret_manager_calls_per_1000"] == 0)
+        # The cache refetches each secret once per refresh period (rotation reaches a warm instance);
+        # anything beyond that schedule is a call per request.
+        x = rt[fn]
+        add(f"{fn} Secret Manager calls beyond the cache's refresh schedule",
+            f"{x['secret_manager_calls_beyond_schedule']} ({x['secret_manager_calls']} calls in "
+            f"{x['warm_requests']} warm requests over {x['warm_seconds']} s; schedule allows "
+            f"{x['secret_manager_refreshes_allowed']})", "0", x["secret_manager_calls_beyond_schedule"] == 0)
     g = r["scaling"]["users_growth"]
     first, last = g["sizes"][0]["users"], g["sizes"][-1]["users"]
     add(f"login p50 growth, {first:,} -> {last:,} users", g["p50_growth"], f"<= {g['target_p50_growth']}",

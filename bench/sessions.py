@@ -100,7 +100,7 @@ def refresh(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict[str, An
 
     # Each step's documents are its own, so the three never contend; the order rotates per iteration.
     steps = {"function": function, "raw_read_commit": raw, "raw_read_commit_sign": raw_sign, "framework_floor": framework}
-    times, rpcs = _interleave(n, warmup, steps)
+    times, rpcs, seconds = _interleave(n, warmup, steps)
     fn, floor, floor_sign, fw = (summary(times[k]) for k in steps)
     # The target compares like with like, as every warm target does: the floor served by
     # functions-framework (the function row is too); the raw rows without a framework are references.
@@ -114,8 +114,8 @@ def refresh(fns: Functions, bare: RawFloor, n: int, warmup: int) -> dict[str, An
         "ratio_p99": ratio(fn["p99_ms"], fw["p99_ms"]),
         "target_p50": TARGET_P50,
         "met": ratio(fn["p50_ms"], fw["p50_ms"]) <= TARGET_P50,
-        "round_trips": _rpc_report(rpcs["function"], warmup),
-        "round_trips_floor": _rpc_report(rpcs["raw_read_commit"], warmup)["firestore_rpcs_per_request"],
+        "round_trips": _rpc_report(rpcs["function"], warmup, seconds),
+        "round_trips_floor": _rpc_report(rpcs["raw_read_commit"], warmup, seconds)["firestore_rpcs_per_request"],
         "floor_definition": (
             "functions-framework function: one BatchGetDocuments of the family and subject-marker documents, "
             "one Commit of the rotated fields guarded by last_update_time (2 RPCs), one EdDSA access-token "

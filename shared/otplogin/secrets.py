@@ -188,6 +188,15 @@ class SecretStore:
             return flight.value
         return self._lead_fetch(secret_id, entry, flight)
 
+    def cached(self) -> list[str]:
+        """The ids of the secrets holding a value: each is refetched at most once per refresh period."""
+        with self._lock:
+            return sorted(k for k, e in self._entries.items() if e.value is not None)
+
+    @property
+    def refresh_seconds(self) -> float:
+        return self._refresh
+
     def check(self, secret_ids: Iterable[str]) -> dict[str, str]:
         """For health checks: {secret_id: "ok" | reason}. Never returns a value.
 

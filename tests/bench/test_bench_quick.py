@@ -81,6 +81,9 @@ def test_no_secret_manager_calls_when_warm(results):
         warm = results["round_trips"]["warm"][name]
         assert warm["warm_requests"] > 0
         assert warm["secret_manager_calls"] == 0, name
+        # The quick run is shorter than one refresh period: the schedule allows one call per cached secret.
+        assert warm["warm_seconds"] < 300 and warm["secret_manager_refreshes_allowed"] >= 1, name
+        assert warm["secret_manager_calls_beyond_schedule"] == 0, name
 
 
 def test_every_outcome_costs_the_expected_round_trips(results):
@@ -133,3 +136,12 @@ def test_timing_targets_are_gated_by_the_full_run(results, tmp_path):
     slow["meta"]["mode"] = "full"
     assert run.publish(slow, tmp_path / "full.json") == 1
     assert (tmp_path / "full.missed.json").exists() and not (tmp_path / "full.json").exists()
+
+
+def test_secret_calls_beyond_the_refresh_schedule_fail_the_run(results, tmp_path):
+    from bench import run
+
+    per_request = copy.deepcopy(results)
+    per_request["round_trips"]["warm"]["login"]["secret_manager_calls_beyond_schedule"] = 1
+    assert run.publish(per_request, tmp_path / "results.json") == 1
+    assert not (tmp_path / "results.json").exists()

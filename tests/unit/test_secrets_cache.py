@@ -97,6 +97,17 @@ def test_refetches_after_refresh_seconds():
     assert len(client.calls) == 2
 
 
+def test_cached_lists_only_secrets_holding_a_value_and_the_refresh_period():
+    client = FakeClient(otp_pepper="p", pii_keyring=gexc.NotFound("missing"))
+    store = make_store(client, refresh_seconds=120)
+    assert store.cached() == []
+    store.get("otp-pepper")
+    with pytest.raises(SecretUnavailable):
+        store.get("pii-keyring")
+    assert store.cached() == ["otp-pepper"]
+    assert store.refresh_seconds == 120
+
+
 def test_failed_refresh_serves_cached_value_and_warns_without_value(caplog):
     clock = Clock()
     client = FakeClient(otp_pepper=["secret-v1", gexc.ServiceUnavailable("down"), "secret-v2"])
