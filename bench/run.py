@@ -33,8 +33,8 @@ from bench.stack import Stack  # noqa: E402
 
 FULL = {
     "import_repeats": 9,
-    "first_response_repeats": 5,
-    "warm": {"verify_otp": 1000, "send_otp": 1000, "login": 400},
+    "first_response_repeats": 9,
+    "warm": {"verify_otp": 2000, "send_otp": 1500, "login": 400},
     "warmup": 30,
     "load": {"verify_otp": 600, "send_otp": 400, "login": 160},
     "users_sizes": [100, 1_000, 10_000, 100_000],
