@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         step("cold start: first responses")
         concurrency = {name: s["concurrency"] for name, s in sizing.items()}
         first = coldstart.first_responses(env, concurrency, cfg["first_response_repeats"], users)
-        results["cold_start"] = {"import": imports, "first_response": first}
+        results["cold_start"] = {"import": imports, "first_response": first,
+                                 "bytecode": "project sources precompiled before the runs (coldstart.precompile)"}
         done("cold start: first responses")
 
         step("throughput")

@@ -145,3 +145,15 @@ def test_secret_calls_beyond_the_refresh_schedule_fail_the_run(results, tmp_path
     per_request["round_trips"]["warm"]["login"]["secret_manager_calls_beyond_schedule"] = 1
     assert run.publish(per_request, tmp_path / "results.json") == 1
     assert not (tmp_path / "results.json").exists()
+
+
+def test_cold_starts_run_on_precompiled_project_sources():
+    # Both sides load bytecode, whatever PYTHONDONTWRITEBYTECODE says: the library is not compiled per start.
+    import importlib.util
+
+    from bench import coldstart
+
+    trees = coldstart.precompile()
+    sources = [p for tree in trees for p in (REPO / tree).rglob("*.py")]
+    assert any(p.name == "main.py" for p in sources) and len(sources) > 30
+    assert all(Path(importlib.util.cache_from_source(str(p))).exists() for p in sources)
