@@ -13,6 +13,7 @@ from otplogin.errors import InvalidRequest
 from otplogin.http import string_field
 
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS, runtime.PII_KEYRING, *runtime.TWILIO_SECRETS)
+runtime.load_before_fork("tokens", "sign_in")
 
 
 def _post(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:

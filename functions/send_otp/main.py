@@ -11,6 +11,7 @@ from otplogin.guard import Proof
 from otplogin.http import string_field
 
 SECRETS = (runtime.OTP_PEPPER, *runtime.TWILIO_SECRETS)
+runtime.load_before_fork("phones", "sms")
 
 
 def _send(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:

@@ -38,6 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from otplogin import log, store
 from otplogin.config import Settings
 from otplogin.errors import InvalidGrant
@@ -85,14 +87,10 @@ class RefreshTokens:
         return self._mac("refresh_token", token).hex()
 
     def _seal(self, key_purpose: str, key_value: str, plaintext: bytes) -> str:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         nonce = secrets.token_bytes(12)
         return _b64(nonce + AESGCM(self._mac(key_purpose, key_value)).encrypt(nonce, plaintext, None))
 
     def _open(self, key_purpose: str, key_value: str, sealed: str) -> bytes:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
         raw = base64.urlsafe_b64decode(sealed)
         return AESGCM(self._mac(key_purpose, key_value)).decrypt(raw[:12], raw[12:], None)
 

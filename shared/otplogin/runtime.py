@@ -1,16 +1,18 @@
 """Process-wide services, built lazily on first use and kept for the instance.
 
-Nothing here runs at import, so a cold start pays only for imports. Values
-that depend on secrets are rebuilt when the secret's cached value changes
-(rotation), never per request.
+Nothing here runs at import: clients, channels and secrets are made by the
+first request. What the requests will import is imported earlier, when
+main.py loads (`load_before_fork`). Values that depend on secrets are rebuilt
+when the secret's cached value changes (rotation), never per request.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from otplogin import log, store
 from otplogin.config import settings
@@ -33,6 +35,32 @@ JWT_SIGNING_KEYS = "jwt-signing-keys"
 PII_KEYRING = "pii-keyring"
 TWILIO_SECRETS = ("twilio-account-sid", "twilio-auth-token", "twilio-sender")
 ADMIN_PASSWORD = "admin-password"  # noqa: S105 (a secret id)
+
+# What a function's requests use beyond Firestore and Secret Manager (which every function uses).
+Uses = Literal["phones", "tokens", "sms", "sign_in"]
+_MODULES: dict[str, tuple[str, ...]] = {
+    "always": ("otplogin.store", "otplogin.secrets", "google.cloud.firestore", "google.cloud.secretmanager_v1"),
+    "phones": ("phonenumbers",),
+    "tokens": ("otplogin.tokens", "otplogin.refresh"),
+    "sms": ("otplogin.sms.twilio", "otplogin.sms.dev_outbox"),
+    "sign_in": ("otplogin.signin", "otplogin.keyring", "otplogin.passwords"),
+}
+
+
+def load_before_fork(*uses: Uses) -> None:
+    """Import now, while main.py loads, every library a function's first request would import.
+
+    functions-framework loads main.py in gunicorn's master process, then forks the worker
+    that serves: an import left to the first request runs in the forked worker, where it
+    costs more than half again as much (verify_otp's first request: ~260 ms of imports
+    there, ~160 ms in a fresh process; bench/README.md). Kept so by
+    tests/integration/test_first_request_imports.py.
+    Only imports: a client, a gRPC channel or a secret is still made by the first request,
+    in the worker, since a channel must not cross a fork."""
+    for name in ("always", *uses):
+        for module in _MODULES[name]:
+            importlib.import_module(module)
+
 
 _lock = threading.Lock()
 _built: dict[str, tuple[Any, Any]] = {}

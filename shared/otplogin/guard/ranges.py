@@ -12,6 +12,7 @@ comes from `phonenumbers`' carrier metadata (by prefix; number portability
 aside) and is kept for the logs: for the served countries from the generated
 `operators` table (importing `phonenumbers.carrier` loads every country's,
 ~25 ms of a cold start), for any other from `phonenumbers.carrier` itself.
+`phonenumbers` itself is imported on first use, as in `otplogin.phone`.
 Real users who share a country and operator with a pumped block, but not the
 block, are never in its range.
 """
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-import phonenumbers
-from phonenumbers import PhoneNumber, PhoneNumberType
+from typing import TYPE_CHECKING
 
 from otplogin.guard import operators
+
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ def _slug(name: str) -> str:
 
 
 def number_range(e164: str, block_digits: int = 5) -> NumberRange:
+    import phonenumbers
+
     number = phonenumbers.parse(e164, None)
     national = phonenumbers.national_significant_number(number)
     ndc = phonenumbers.length_of_national_destination_code(number)
@@ -49,18 +53,19 @@ def number_range(e164: str, block_digits: int = 5) -> NumberRange:
     return NumberRange(id=f"{country}-{operator}-{prefix}", country=country, operator=operator)
 
 
-# The number types `phonenumbers.carrier.name_for_number` names an operator for.
-_MOBILE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.PAGER})
-
-
 def operator_name(number: PhoneNumber) -> str:
     """The operator the number's block was allocated to, "" when unknown: `carrier.name_for_number(number, "en")`."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
     digits = f"{number.country_code}{phonenumbers.national_significant_number(number)}"
     if str(number.country_code) not in operators.CALLING_CODES:
         from phonenumbers import carrier  # every country's table: loaded only for a country outside the generated one
 
         return str(carrier.name_for_number(number, "en"))
-    if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+    # The number types `carrier.name_for_number` names an operator for.
+    if phonenumbers.number_type(number) not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE,
+                                                PhoneNumberType.PAGER):
         return ""
     for length in range(min(len(digits), operators.LONGEST_PREFIX), 0, -1):
         name = operators.OPERATORS.get(digits[:length])
