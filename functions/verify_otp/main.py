@@ -13,7 +13,7 @@ from otplogin import http, runtime, sessions
 from otplogin.http import string_field
 
 SECRETS = (runtime.OTP_PEPPER, runtime.JWT_SIGNING_KEYS)
-runtime.load_before_fork("phones", "tokens")
+runtime.load_before_fork("tokens")
 
 
 def _verify(body: Mapping[str, Any], ctx: http.Context) -> tuple[int, dict[str, Any]]:

@@ -1,12 +1,13 @@
 """Phone numbers: parsed and validated with `phonenumbers`, returned as E.164.
 
 `phonenumbers` (~15 ms to import) is imported on first use: login needs it only
-for a second factor, and send_otp and verify_otp load it before the fork
-(`runtime.load_before_fork("phones")`).
+for a second factor and verify_otp only for a number not written as E.164;
+send_otp loads it before the fork (`runtime.load_before_fork("phones")`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from otplogin.errors import CountryNotAllowed, InvalidPhone
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import phonenumbers
 
 MAX_INPUT_LENGTH = 32
+_WRITTEN_AS_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def parse_e164(raw: str) -> phonenumbers.PhoneNumber:
@@ -53,3 +55,11 @@ def normalize(raw: str) -> str:
     import phonenumbers
 
     return phonenumbers.format_number(parse_e164(raw), phonenumbers.PhoneNumberFormat.E164)
+
+
+def written_as_e164(raw: str) -> str | None:
+    """`raw` itself when it is spelled as E.164 (`+`, 7 to 15 digits), else None; no `phonenumbers`.
+
+    Proves nothing about the number: verify uses it only to look a code up, and a code found
+    there was stored by a send under the E.164 form of a valid number."""
+    return raw if isinstance(raw, str) and _WRITTEN_AS_E164.fullmatch(raw) else None

@@ -16,6 +16,7 @@ from otplogin.config import Settings
 from otplogin.errors import (
     CodeExpired,
     InvalidCode,
+    InvalidPhone,
     RateLimited,
     SmsDeliveryFailed,
     TooManyAttempts,
@@ -45,6 +46,21 @@ def test_send_then_verify_issues_once(service, outbox):
     assert verified.phone == PHONE
     with pytest.raises(CodeExpired):  # single use
         service.verify(PHONE, outbox.last_code(), IP)
+
+
+@pytest.mark.parametrize("written", ["+243 812 345 678", "+2430812345678", "+243-81-234-5678"])
+def test_verify_finds_the_code_of_a_number_written_otherwise(service, outbox, written):
+    """The E.164 lookup without parsing is a shortcut only: `+2430812345678` keeps the trunk 0,
+    looks like E.164 and finds nothing as written, so verify parses it and finds the code."""
+    service.send(PHONE, "sms", "en", IP)
+    assert service.verify(written, outbox.last_code(), IP).phone == PHONE
+
+
+def test_verify_tells_an_invalid_number_from_a_missing_code(service, outbox):
+    with pytest.raises(InvalidPhone):  # spelled like E.164, but no such number: parsed when nothing is found
+        service.verify("+24312345678", "123456", IP)
+    with pytest.raises(CodeExpired):  # a valid number with no code
+        service.verify("+243812345670", "123456", IP)
 
 
 def test_code_expires_in_code_not_by_ttl(service, outbox, clock):
