@@ -346,9 +346,11 @@ class OtpService:
             try:
                 return self._verify_phone(written, code, client_ip, also_write)
             except CodeExpired:
-                if phone.normalize(raw_phone) == written:  # InvalidPhone when it is not a valid number
+                e164 = phone.normalize(raw_phone)  # InvalidPhone when it is not a valid number
+                if e164 == written:
                     raise
-                # The same number written otherwise (`+243 0812...`, a trunk 0 kept): its E.164 form below.
+                # The same number written otherwise (`+2430812...`, a trunk 0 kept): its E.164 form.
+                return self._verify_phone(e164, code, client_ip, also_write)
         return self._verify_phone(phone.normalize(raw_phone), code, client_ip, also_write)
 
     def _verify_phone(

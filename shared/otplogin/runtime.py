@@ -39,7 +39,7 @@ ADMIN_PASSWORD = "admin-password"  # noqa: S105 (a secret id)
 # What a function's requests use beyond Firestore and Secret Manager (which every function uses).
 Uses = Literal["phones", "tokens", "sms", "sign_in"]
 _MODULES: dict[str, tuple[str, ...]] = {
-    "always": ("otplogin.store", "otplogin.secrets", "google.cloud.firestore", "google.cloud.secretmanager_v1"),
+    "always": ("otplogin.secrets", "google.cloud.firestore", "google.cloud.secretmanager_v1"),  # store: above
     "phones": ("phonenumbers",),
     "tokens": ("otplogin.tokens", "otplogin.refresh"),
     "sms": ("otplogin.sms.twilio", "otplogin.sms.dev_outbox"),

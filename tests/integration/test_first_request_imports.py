@@ -2,8 +2,8 @@
 
 functions-framework loads main.py in gunicorn's master process, then forks the worker
 that serves. A library first imported by a request is imported in that forked worker,
-where it costs far more than before the fork (bench/coldstart measured verify_otp's
-first response 1.09 of its floor with lazy imports, 1.04 without). Each function is
+where it costs far more than before the fork (verify_otp's worker spent 180 ms of
+CPU on its first request with lazy imports, 30 ms without; bench/README.md). Each function is
 loaded here in a fresh interpreter, as functions-framework loads it; then its first
 answered request and its health check must not import a module of the libraries below.
 """
