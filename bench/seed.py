@@ -9,11 +9,12 @@ seeding 100,000 users costs no 100,000 Argon2id hashes.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from msgspec import structs
 
 from otplogin import passwords, runtime, store, users
 from otplogin.errors import RateLimited, Unavailable
@@ -56,7 +57,7 @@ def seed_codes(numbers: list[str], workers: int = 4) -> None:
     from otplogin.otp import OtpService
 
     # The send guard's free allowances out of the way: seeding many numbers of one range is setup, not abuse.
-    roomy = dataclasses.replace(runtime.settings(), guard_client_free_per_hour=1_000_000,
+    roomy = structs.replace(runtime.settings(), guard_client_free_per_hour=1_000_000,
                                 guard_range_free_per_hour=1_000_000, guard_country_free_per_hour=1_000_000)
     svc = OtpService(
         roomy, pepper=lambda: runtime.secret(runtime.OTP_PEPPER), sender=lambda: _NoSms(),

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
+
+from msgspec import Struct, field
 
 
 class ConfigError(Exception):
@@ -126,8 +127,7 @@ def _country_shares(env: Mapping[str, str], countries: frozenset[str]) -> dict[s
 _CHALLENGES = ("altcha", "attestation")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Struct, frozen=True):
     project: str
     firestore_emulator: str | None = None
     secret_manager_emulator: str | None = None

@@ -11,10 +11,10 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 import flask
+from msgspec import Struct
 
 from otplogin import log
 from otplogin.config import ConfigError, settings
@@ -34,8 +34,7 @@ HEALTH_PATHS = ("/", "/healthz")
 PUBLIC_CACHE = "public, max-age=300"
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(Struct, frozen=True):
     """What a handler may know about the request besides its body."""
 
     client_ip: str

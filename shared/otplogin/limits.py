@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from msgspec import Struct
 
 COLLECTION = "otp_counters"
 
@@ -25,8 +26,7 @@ def timestamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-@dataclass(frozen=True)
-class SlidingWindow:
+class SlidingWindow(Struct, frozen=True):
     name: str
     limit: int
     window_seconds: int = 3600
@@ -59,8 +59,7 @@ class SlidingWindow:
         return {"events": events, "expires_at": timestamp(now + self.window_seconds)}
 
 
-@dataclass(frozen=True)
-class ShardedHourlyCounter:
+class ShardedHourlyCounter(Struct, frozen=True):
     name: str
     limit: int
     shards: int = 8

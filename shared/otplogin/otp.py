@@ -12,7 +12,6 @@ decision (cooldown, caps, attempts, single use) is made and written in one
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import logging
@@ -22,6 +21,8 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any, TypeGuard
+
+from msgspec import Struct, field, structs
 
 from otplogin import log, messages, phone, store
 from otplogin.config import Settings
@@ -49,21 +50,18 @@ LOGIN = "login"  # purpose: a user's second factor (login, verify_otp {mfa_token
 _COMPACT_PHONE = re.compile(r"^\+[0-9]+$")
 
 
-@dataclasses.dataclass(frozen=True)
-class Sent:
+class Sent(Struct, frozen=True):
     expires_in: int
     resend_after: int
 
 
-@dataclasses.dataclass(frozen=True)
-class Verified:
+class Verified(Struct, frozen=True):
     phone: str | None  # None when verified by key (second factor): no plaintext phone is stored
     purpose: str
     subject: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class Scope:
+class Scope(Struct, frozen=True):
     """Where one purpose keeps its code and its budgets (per phone, or per user and phone)."""
 
     purpose: str
@@ -85,8 +83,7 @@ class Scope:
         return self.failures.path(self.key)
 
 
-@dataclasses.dataclass(frozen=True)
-class SendAttempt:
+class SendAttempt(Struct, frozen=True):
     """One send's reservation: what its decision reads, and the code document it writes."""
 
     scope: Scope
@@ -94,7 +91,7 @@ class SendAttempt:
     now: float
     send_id: str
     code_doc: dict[str, Any]
-    verdict: dict[str, Verdict] = dataclasses.field(default_factory=dict)  # the guard's, once decided
+    verdict: dict[str, Verdict] = field(default_factory=dict)  # the guard's, once decided
 
     @property
     def paths(self) -> list[str]:
@@ -358,7 +355,7 @@ class OtpService:
     ) -> Verified:
         extra = (lambda: also_write(e164)) if also_write else None
         verified = self._verify(self.phone_scope(self.phone_key(e164)), code, client_ip, log.mask_phone(e164), extra)
-        return dataclasses.replace(verified, phone=e164)
+        return structs.replace(verified, phone=e164)
 
     def verify_second_factor(self, phone_key: str, subject: str, code: str, client_ip: str) -> Verified:
         """A login's second factor: only a code sent for this user's login to this phone counts."""

@@ -29,10 +29,10 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from msgspec import Struct
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -68,8 +68,7 @@ SALT_BYTES = 16
 HASH_BYTES = 32
 
 
-@dataclass(frozen=True)
-class Argon2Params:
+class Argon2Params(Struct, frozen=True):
     """Argon2id cost parameters; the defaults are the OWASP minimum (m=19 MiB, t=2, p=1)."""
 
     memory_kib: int = 19456

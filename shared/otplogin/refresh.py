@@ -35,10 +35,10 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from msgspec import Struct
 
 from otplogin import log, store
 from otplogin.config import Settings
@@ -53,8 +53,7 @@ TOKEN_PATTERN = re.compile(r"^([0-9a-f]{40})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-
 MAX_TOKEN_LENGTH = 128  # what a handler accepts before the pattern refuses it
 
 
-@dataclass(frozen=True)
-class Issued:
+class Issued(Struct, frozen=True):
     """A refresh token and the claims of the access token that goes with it."""
 
     refresh_token: str
@@ -239,7 +238,6 @@ class RefreshTokens:
         log.event("session_revoked", f"every session of a subject revoked: {reason}", reason=reason, scope="subject")
 
 
-@dataclass(frozen=True)
-class _Refused:
+class _Refused(Struct, frozen=True):
     reason: str  # "unknown" | "revoked" | "expired" | "reuse": for the log line only, never the answer
     user: str | None = None

@@ -33,8 +33,9 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from otplogin.errors import SecretUnavailable, Unavailable
 
@@ -120,8 +121,7 @@ def _reason(exc: Exception) -> str:
     return f"client error ({type(exc).__name__})"
 
 
-@dataclass
-class _Flight:
+class _Flight(Struct):
     """One fetch in progress; threads that need the value and have none wait on it."""
 
     done: threading.Event = field(default_factory=threading.Event)
@@ -129,8 +129,7 @@ class _Flight:
     reason: str | None = None
 
 
-@dataclass
-class _Entry:
+class _Entry(Struct):
     value: str | None = None
     next_fetch: float = 0.0
     flight: _Flight | None = None

@@ -22,8 +22,9 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
+
+from msgspec import Struct, field
 
 from otplogin import log, passwords, store, users
 from otplogin.config import Settings
@@ -41,23 +42,20 @@ MAX_LEVEL = 32
 RESERVE_ATTEMPTS = 16
 
 
-@dataclass(frozen=True)
-class SignedIn:
+class SignedIn(Struct, frozen=True):
     user: User
     pii: dict[str, str | None]
     unavailable_fields: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class SecondFactorSent:
+class SecondFactorSent(Struct, frozen=True):
     user: User
     phone_key: str
     phone_hint: str
     sent: Sent
 
 
-@dataclass(frozen=True)
-class ClientState:
+class ClientState(Struct, frozen=True):
     """What one client did to one account: its failure streak, lock level and lock, and trust.
 
     `level` counts the locks so far (each doubles the next one) and decays: one
@@ -110,8 +108,7 @@ class ClientState:
         }
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(Struct, frozen=True):
     """A reserved attempt: counted as a failure until a success gives it back."""
 
     at: float
@@ -122,8 +119,7 @@ class Attempt:
     user_doc: dict[str, Any] | None  # the account, read in the same round trip
 
 
-@dataclass(frozen=True)
-class _Refused:
+class _Refused(Struct, frozen=True):
     error: ApiError
     lock: str  # "client" | "account" | "ip": for the log line only, never the answer
     user: str | None = None  # the user code, when the account exists: for the log line only

@@ -24,12 +24,12 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exc
+from msgspec import Struct, field
 
 from otplogin import log
 from otplogin.config import settings
@@ -42,8 +42,7 @@ DELETE = object()  # a write plan value: delete this document
 OP_FIELD = "op_id"  # written with every plan, so a commit whose answer was lost can be recognised
 
 
-@dataclass(frozen=True)
-class Merge:
+class Merge(Struct, frozen=True):
     """A write plan value: merge `fields` into the document, creating it if absent, with no
     precondition. For counters: values made by `increment(n)` add server-side, so concurrent
     increments never conflict (and never make the batch retry)."""
@@ -116,8 +115,7 @@ def reset_client() -> None:
     _client = None
 
 
-@dataclass
-class Plan(Generic[T]):
+class Plan(Struct, Generic[T]):
     """What `decide` wants: new contents per document path, and the outcome.
 
     `writes` maps a document path to a dict (create or replace those fields),

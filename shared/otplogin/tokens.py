@@ -21,13 +21,13 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
+from msgspec import Struct
 
 __all__ = [
     "ACCESS_TOKEN_TYPE",
@@ -56,8 +56,7 @@ class SigningKeyError(Exception):
     """The signing-key secret is unusable. Messages name kids and positions, never key material."""
 
 
-@dataclass(frozen=True)
-class _SigningKey:
+class _SigningKey(Struct, frozen=True):
     kid: str
     private_key: Ed25519PrivateKey
 

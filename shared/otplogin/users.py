@@ -12,8 +12,9 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from otplogin import log, store
 from otplogin.errors import InvalidRequest
@@ -46,8 +47,7 @@ def normalize_code(code: str) -> str:
     return code
 
 
-@dataclass(frozen=True)
-class User:
+class User(Struct, frozen=True):
     code: str
     data: dict[str, Any]
 

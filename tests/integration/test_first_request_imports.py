@@ -21,7 +21,7 @@ from tests.support.apps import REPO, outbox_codes
 
 # Top-level packages whose import is worth moving before the fork (the standard library's
 # small lazy imports are not).
-WATCHED = ("google", "grpc", "proto", "twilio", "jwt", "phonenumbers", "cryptography", "otplogin", "argon2")
+WATCHED = ("google", "grpc", "proto", "twilio", "jwt", "phonenumbers", "cryptography", "otplogin", "argon2", "msgspec")
 # Loaded by the first use of what they serve, and small: a country's numbering plan (~1 ms), the
 # interceptor module of the first gRPC channel.
 LOADED_ON_DEMAND = ("phonenumbers.data.region_", "grpc._interceptor")

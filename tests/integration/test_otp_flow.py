@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from google.api_core import exceptions as gexc
+from msgspec import structs
 
 from otplogin import runtime, store
 from otplogin.config import Settings
@@ -29,7 +30,7 @@ IP = "203.0.113.5"
 
 
 def make_service(clock, outbox, **overrides) -> OtpService:
-    settings = Settings.from_env() if not overrides else Settings(**{**Settings.from_env().__dict__, **overrides})
+    settings = structs.replace(Settings.from_env(), **overrides)
     return OtpService(settings, pepper=lambda: runtime.secret("otp-pepper"), sender=lambda: outbox, clock=clock)
 
 

@@ -6,11 +6,11 @@ Each test attacks one guarantee of the guard; the same test with the guard off
 
 from __future__ import annotations
 
-import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import phonenumbers
 import pytest
+from msgspec import structs
 
 from otplogin import runtime, store
 from otplogin.config import Settings
@@ -25,7 +25,7 @@ NEIGHBOUR = "+24381330"  # CD, Vodacom, block 8133xxxxx: same country and operat
 
 
 def make(clock, outbox, **overrides) -> OtpService:
-    settings = dataclasses.replace(Settings.from_env(), **overrides)
+    settings = structs.replace(Settings.from_env(), **overrides)
     return OtpService(settings, pepper=lambda: runtime.secret("otp-pepper"), sender=lambda: outbox, clock=clock)
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from msgspec import structs
 
 from otplogin import runtime, store
 from otplogin.config import Settings
@@ -16,7 +17,7 @@ from otplogin.otp import OtpService, random_code
 def settings(**overrides: Any) -> Settings:
     """The environment's settings (the `stack` fixture set it), with overrides."""
     base = Settings.from_env()
-    return dataclasses.replace(base, **overrides) if overrides else base
+    return structs.replace(base, **overrides) if overrides else base
 
 
 def make_service(

@@ -11,8 +11,9 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TextIO, cast
+
+from msgspec import Struct
 
 from otplogin import passwords, runtime, store, users
 from otplogin.config import Settings
@@ -180,8 +181,7 @@ def check_password(password: str, what: str) -> None:
 # -- canary state and progress -----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CanaryState:
+class CanaryState(Struct, frozen=True):
     status: str  # "ok" | "canary_missing" | "encryption_key_mismatch"
     kid: str | None = None  # the key the stored canary was made with
     detail: str | None = None

@@ -15,7 +15,8 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from otplogin import runtime, store, users
 from otplogin.cli.common import (
@@ -108,8 +109,7 @@ class RotationLock:
 # -- rotate-keys -------------------------------------------------------------------
 
 
-@dataclass
-class UserOutcome:
+class UserOutcome(Struct):
     code: str
     rotated: int = 0
     failures: list[tuple[str, UndecryptableError | str]] = field(default_factory=list)

@@ -32,8 +32,9 @@ write rate per document is bounded in docs/architecture.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from otplogin import store
 from otplogin.config import Settings
@@ -50,24 +51,21 @@ KNOWN, PROVEN, NEW = "known", "proven", "new"
 DAY = 86400
 
 
-@dataclass(frozen=True)
-class Proof:
+class Proof(Struct, frozen=True):
     """What the client sent to pass a challenge (either may be None)."""
 
     altcha: str | None = None
     attestation: str | None = None
 
 
-@dataclass
-class Verdict:
+class Verdict(Struct):
     error: ApiError | None
     writes: dict[str, Any] = field(default_factory=dict)
     ticket: dict[str, Any] | None = None  # kept in the code document: what verify and undo credit
     trust: str = NEW
 
 
-@dataclass
-class Pending:
+class Pending(Struct):
     """One send's guard inputs: the documents to read and the decision on them."""
 
     guard: SendGuard

@@ -20,8 +20,9 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from otplogin.config import Settings
 
@@ -30,8 +31,7 @@ ATTESTATION = "attestation"
 _ATTESTATION_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 
 
-@dataclass(frozen=True)
-class ProofCheck:
+class ProofCheck(Struct, frozen=True):
     passed: str | None  # "altcha" or "attestation"
     failure: str | None  # why a proof that was sent did not pass: a stable reason for the logs
 

@@ -25,8 +25,9 @@ import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from otplogin import store
 from otplogin.limits import timestamp
@@ -56,8 +57,7 @@ def _expires(hour: int) -> Any:
     return timestamp((hour + 2) * HOUR)
 
 
-@dataclass(frozen=True)
-class Buckets:
+class Buckets(Struct, frozen=True):
     name: str
     shards: int
 
@@ -92,8 +92,7 @@ class Buckets:
         return path, store.Merge(merged)
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(Struct, frozen=True):
     """A hard hourly budget of `cap` over `shards` guarded shard documents (field `n`)."""
 
     name: str

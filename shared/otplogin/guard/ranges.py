@@ -20,8 +20,9 @@ block, are never in its range.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from otplogin.guard import operators
 
@@ -29,8 +30,7 @@ if TYPE_CHECKING:
     from phonenumbers import PhoneNumber
 
 
-@dataclass(frozen=True)
-class NumberRange:
+class NumberRange(Struct, frozen=True):
     id: str  # "CD-vodacom-8123": country, operator, national prefix (a block, never a full number)
     country: str
     operator: str  # "vodacom"; "unknown" when the metadata has none
