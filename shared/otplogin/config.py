@@ -13,6 +13,8 @@ from functools import lru_cache
 
 from msgspec import Struct, field
 
+from otplogin.phone import written_as_e164
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
@@ -75,9 +77,6 @@ RESERVED_TEST_RANGES = (
     re.compile(r"^\+447700900\d{3}$"),
     re.compile(r"^\+1[2-9]\d{2}55501\d{2}$"),
 )
-_TEST_NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
-
-
 def _test_numbers(env: Mapping[str, str], code_length: int, *, emulator: bool) -> tuple[dict[str, str], bool]:
     """`OTP_TEST_NUMBERS="+243800000001=123456,..."`: fixed codes, never an SMS; (numbers, in production).
 
@@ -87,7 +86,7 @@ def _test_numbers(env: Mapping[str, str], code_length: int, *, emulator: bool) -
     for item in _list(env, "OTP_TEST_NUMBERS"):
         phone, _, code = item.partition("=")
         phone = phone.strip()
-        if not (_TEST_NUMBER.match(phone) and code.isascii() and code.isdigit() and len(code) == code_length):
+        if not (written_as_e164(phone) and code.isascii() and code.isdigit() and len(code) == code_length):
             raise ConfigError(f"OTP_TEST_NUMBERS entries look like +E164={'9' * code_length}")
         numbers[phone] = code
     allowed_in_production = _bool(env, "OTP_TEST_NUMBERS_IN_PRODUCTION")

@@ -17,6 +17,13 @@ def test_test_numbers_work_in_emulator_mode():
     assert settings.test_numbers == {"+243800000001": "424242"}
 
 
+@pytest.mark.parametrize("phone", ["+243\u0668\u0660\u0660000001", "+2438000000\uff101", "+0243800000001", "243800000001"])
+def test_a_test_number_not_spelled_as_ascii_e164_is_refused(phone):
+    # Such an entry could never match a request (codes are looked up by their ASCII E.164): say so at start-up.
+    with pytest.raises(ConfigError, match="OTP_TEST_NUMBERS entries"):
+        Settings.from_env(EMULATOR | {"OTP_TEST_NUMBERS": f"{phone}=424242"})
+
+
 @pytest.mark.parametrize("env", [PRODUCTION, {"GOOGLE_CLOUD_PROJECT": "acme-prod", "FIRESTORE_EMULATOR_HOST": "x:1"}])
 def test_test_numbers_are_refused_outside_emulator_mode(env):
     # A real project (even one pointed at an emulator host by mistake) must not give fixed codes.
