@@ -77,6 +77,8 @@ RESERVED_TEST_RANGES = (
     re.compile(r"^\+447700900\d{3}$"),
     re.compile(r"^\+1[2-9]\d{2}55501\d{2}$"),
 )
+
+
 def _test_numbers(env: Mapping[str, str], code_length: int, *, emulator: bool) -> tuple[dict[str, str], bool]:
     """`OTP_TEST_NUMBERS="+243800000001=123456,..."`: fixed codes, never an SMS; (numbers, in production).
 
